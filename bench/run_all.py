@@ -1,0 +1,164 @@
+"""Run the three benchmarks (each in its own process), print a summary table, write var/bench/results.json.
+
+    .venv/bin/python bench/run_all.py                 # about 1.5 minutes
+    .venv/bin/python bench/run_all.py --seconds 5     # shorter latency run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+try:
+    from bench import _common as common
+except ImportError:  # run as a script: bench/ is on sys.path
+    import _common as common
+
+DEFAULT_OUT = common.REPO_ROOT / "var" / "bench" / "results.json"
+
+
+def run_bench(script: str, args: list[str], timeout: float) -> tuple[dict | None, str | None]:
+    """Run bench/<script> with --json into a temp file; its report goes to our stdout."""
+    with tempfile.TemporaryDirectory(prefix="energizeos-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, str(common.BENCH_DIR / script), *args, "--json", str(out)]
+        print(f"\n$ {' '.join([Path(cmd[0]).name, *cmd[1:-2]])}", flush=True)
+        proc = subprocess.Popen(cmd, cwd=common.REPO_ROOT, stdin=subprocess.DEVNULL)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, f"{script} did not finish within {timeout:g} s"
+        finally:
+            common.stop_process(proc)
+        if rc != 0 or not out.exists():
+            return None, f"{script} exited with {rc}"
+        return json.loads(out.read_text()), None
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} ms"
+
+
+def _status(ok: bool | None) -> str:
+    return {True: "[green]met[/]", False: "[red]NOT met[/]", None: ""}[ok]
+
+
+def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(metric, measured, goal, goal met?) rows."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    lat = results.get("latency")
+    if lat:
+        t = lat["topic"]
+        if t.get("count"):
+            rows += [
+                (f"topic latency median ({lat['serialized_bytes']} B @ {lat['rate_hz']:g} Hz)",
+                 _ms(t["median_ms"]), "< 0.5 ms", t["median_ms"] < 0.5),
+                ("topic latency p90", _ms(t["p90_ms"]), "", None),
+                ("topic latency p99", _ms(t["p99_ms"]), "< 2 ms", t["p99_ms"] < 2.0),
+                ("topic latency max", _ms(t["max_ms"]), "", None),
+            ]
+        rows.append(("topic messages received / published (lost)",
+                     f"{t['received']} / {t['published']} ({t['lost']})", "0 lost", t["lost"] == 0))
+        labels = {"call": "service RTT Client.call()", "call_async_wakeup": "service RTT call_async+callback"}
+        for key, label in labels.items():
+            s = lat["service"].get(key, {})
+            if s.get("count"):
+                rows.append((f"{label} median / p99 (n={s['count']})",
+                             f"{_ms(s['median_ms'])} / {_ms(s['p99_ms'])}", "", None))
+    sim = results.get("sim_throughput")
+    if sim:
+        tc, pc = sim["timers"]["callbacks_per_s"], sim["pubsub"]["callbacks_per_s"]
+        rows.append((f"SimExecutor timer callbacks/s ({sim['timers']['nodes']} nodes x 10 ms)",
+                     f"{tc['median']:,} ({tc['min']:,}-{tc['max']:,})", ">= 200,000", sim["goal"]["met"]))
+        rows.append((f"SimExecutor pub+sub callbacks/s ({sim['pubsub']['pairs']} pairs, CDR)",
+                     f"{pc['median']:,} ({pc['min']:,}-{pc['max']:,})", "", None))
+    rss = results.get("idle_rss")
+    if rss:
+        node = rss["processes"]["idle node"]
+        rows.append(("idle node RSS (USS)", f"{node['rss_mb']:.1f} MB ({node['uss_mb']} MB)", "< 60 MB",
+                     rss["goal"]["met"]))
+        zen = rss["processes"].get("python -c 'import zenoh'")
+        if zen:
+            rows.append(("python -c 'import zenoh' RSS (USS)", f"{zen['rss_mb']:.1f} MB ({zen['uss_mb']} MB)",
+                         "", None))
+    return rows
+
+
+def print_table(rows: list[tuple[str, str, str, bool | None]], errors: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="EnergizeOS benchmarks")
+    table.add_column("metric")
+    table.add_column("measured", justify="right")
+    table.add_column("goal", justify="right")
+    table.add_column("", justify="center")
+    for metric, measured, goal, ok in rows:
+        table.add_row(metric, measured, goal, _status(ok))
+    console = Console()
+    if console.width < 110:  # not a terminal (rich assumes 80 columns): keep one line per metric
+        console = Console(width=110)
+    console.print()
+    console.print(table)
+    for name, error in errors.items():
+        console.print(f"[red]{name} failed:[/] {error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="latency: measured seconds (default 20)")
+    parser.add_argument("--calls", type=int, default=500,
+                        help="latency: service calls per variant (default 500)")
+    parser.add_argument("--repeat", type=int, default=5, help="sim throughput: runs per scenario (default 5)")
+    parser.add_argument("--idle", type=float, default=3.0, help="idle RSS: seconds idle (default 3)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results JSON (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    service_budget = 30.0
+    benches = {
+        "latency": ("bench_latency.py",
+                    ["--seconds", str(args.seconds), "--calls", str(args.calls),
+                     "--service-budget", str(service_budget)],
+                    args.seconds + 2 * service_budget + 60),
+        "sim_throughput": ("bench_sim_throughput.py", ["--repeat", str(args.repeat)], 30 + 10 * args.repeat),
+        "idle_rss": ("bench_idle_rss.py", ["--idle", str(args.idle)], 60 + 8 * args.idle),
+    }
+    results: dict = {}
+    errors: dict[str, str] = {}
+    for name, (script, bench_args, timeout) in benches.items():
+        result, error = run_bench(script, bench_args, timeout)
+        if result is not None:
+            results[name] = result
+        if error is not None:
+            errors[name] = error
+
+    rows = summary_rows(results)
+    print_table(rows, errors)
+    document = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "wall_s": round(time.monotonic() - started, 1),
+        **results,
+        "summary": [{"metric": m, "measured": v, "goal": g, "met": ok} for m, v, g, ok in rows],
+        "errors": errors,
+    }
+    common.write_json(str(args.out), document)
+    print(f"wrote {args.out} ({document['wall_s']} s)")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

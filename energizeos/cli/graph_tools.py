@@ -1,0 +1,73 @@
+"""Helpers shared by the graph commands (node/topic/service): a short-lived CLI node."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import typer
+import yaml
+
+from energizeos.runtime.node import Node
+from energizeos.runtime.zenoh_executor import ZenohExecutor
+from energizeos_msgs import Message, message_class
+from energizeos_msgs._typestore import normalize_type_name
+
+DISCOVERY_S = 1.0  # time for liveliness tokens of a running graph to arrive
+
+
+def open_cli_node() -> tuple[ZenohExecutor, Node]:
+    executor = ZenohExecutor()
+    node = Node(f"energizeos_cli_{os.getpid()}", executor=executor)
+    return executor, node
+
+
+def discover(executor: ZenohExecutor, seconds: float = DISCOVERY_S) -> None:
+    executor.spin_for(seconds)
+
+
+def wait_for_topic_type(executor: ZenohExecutor, topic: str, timeout_s: float) -> str | None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        types = dict(executor.graph_topics()).get(topic)
+        if types:
+            return types[0]
+        executor.spin_once(0.1)
+    return None
+
+
+def message_type_or_exit(type_name: str) -> type[Message]:
+    try:
+        return message_class(normalize_type_name(type_name))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def service_type_or_exit(type_name: str) -> type:
+    from energizeos_msgs import srv
+
+    name = normalize_type_name(type_name).replace("/msg/", "/srv/")
+    cls = getattr(srv, name.split("/")[-1], None)
+    if cls is None or getattr(cls, "__srvtype__", None) != name:
+        raise typer.BadParameter(f"unknown service type {type_name!r}; known: {', '.join(srv.__all__)}")
+    return cls
+
+
+def parse_yaml_fields(text: str, what: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(f"{what}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{what}: expected a mapping like \"{{p_kw: 100.0}}\", got {type(data).__name__}")
+    return data
+
+
+def build_message(cls: type[Message], data: dict[str, Any]) -> Message:
+    try:
+        return cls.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc

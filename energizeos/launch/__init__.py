@@ -1,0 +1,21 @@
+"""Launch files and the launcher (ROS 2 ``launch`` / ``launch_ros`` shape)."""
+
+from energizeos.launch.description import (
+    DeclareLaunchArgument,
+    ExecuteProcess,
+    IncludeLaunchDescription,
+    LaunchConfiguration,
+    LaunchDescription,
+    LaunchError,
+    Node,
+)
+
+__all__ = [
+    "DeclareLaunchArgument",
+    "ExecuteProcess",
+    "IncludeLaunchDescription",
+    "LaunchConfiguration",
+    "LaunchDescription",
+    "LaunchError",
+    "Node",
+]
