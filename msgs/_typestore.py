@@ -89,6 +89,8 @@ def normalize_type_name(typename: str) -> str:
         parts = [p for p in name.split("::") if p != "dds_"]
         name = "/".join(parts).rstrip("_") if len(parts) == 3 else name
     parts = name.split("/")
+    if len(parts) == 1:  # a bare name means one of ours: "MeterReading"
+        return f"{PACKAGE}/msg/{name}"
     if len(parts) == 2:
         name = f"{parts[0]}/msg/{parts[1]}"
     return name

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -17,10 +19,14 @@ from energizeos_msgs._typestore import normalize_type_name
 DISCOVERY_S = 1.0  # time for liveliness tokens of a running graph to arrive
 
 
-def open_cli_node() -> tuple[ZenohExecutor, Node]:
+@contextmanager
+def cli_node() -> Iterator[tuple[ZenohExecutor, Node]]:
+    """A short-lived node for one command; its session is closed whatever happens."""
     executor = ZenohExecutor()
-    node = Node(f"energizeos_cli_{os.getpid()}", executor=executor)
-    return executor, node
+    try:
+        yield executor, Node(f"energizeos_cli_{os.getpid()}", executor=executor)
+    finally:
+        executor.shutdown()
 
 
 def discover(executor: ZenohExecutor, seconds: float = DISCOVERY_S) -> None:
@@ -47,7 +53,7 @@ def message_type_or_exit(type_name: str) -> type[Message]:
 def service_type_or_exit(type_name: str) -> type:
     from energizeos_msgs import srv
 
-    name = normalize_type_name(type_name).replace("/msg/", "/srv/")
+    name = normalize_type_name(type_name).replace("/msg/", "/srv/", 1)
     cls = getattr(srv, name.split("/")[-1], None)
     if cls is None or getattr(cls, "__srvtype__", None) != name:
         raise typer.BadParameter(f"unknown service type {type_name!r}; known: {', '.join(srv.__all__)}")
@@ -68,6 +74,8 @@ def parse_yaml_fields(text: str, what: str) -> dict[str, Any]:
 
 def build_message(cls: type[Message], data: dict[str, Any]) -> Message:
     try:
-        return cls.from_dict(data)
+        msg = cls.from_dict(data)
+        msg.check_fields()
+        return msg
     except (TypeError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -90,27 +90,37 @@ def router(listen: str = typer.Option("tcp/127.0.0.1:7447", help="Endpoint to li
 @node_app.command("list")
 def node_list() -> None:
     """Nodes alive in the graph (from their liveliness tokens)."""
-    from energizeos.cli.graph_tools import discover, open_cli_node
+    from energizeos.cli.graph_tools import cli_node, discover
 
-    executor, me = open_cli_node()
-    discover(executor)
-    for name, namespace in executor.graph_nodes():
+    with cli_node() as (executor, me):
+        discover(executor)
+        nodes = executor.graph_nodes()
+    for name, namespace in nodes:
         if name != me.get_name():
             print(f"{namespace.rstrip('/')}/{name}")
-    executor.shutdown()
 
 
 # --- topic -----------------------------------------------------------------------------------
 @topic_app.command("list")
 def topic_list(show_types: bool = typer.Option(False, "-t", "--show-types")) -> None:
     """Topics with at least one publisher or subscription."""
-    from energizeos.cli.graph_tools import discover, open_cli_node
+    from energizeos.cli.graph_tools import cli_node, discover
 
-    executor, _ = open_cli_node()
-    discover(executor)
-    for name, types in executor.graph_topics():
+    with cli_node() as (executor, _):
+        discover(executor)
+        topics = executor.graph_topics()
+    for name, types in topics:
         print(f"{name} [{', '.join(types)}]" if show_types else name)
-    executor.shutdown()
+
+
+def _topic_type(executor, topic: str, given: str) -> str:
+    from energizeos.cli.graph_tools import wait_for_topic_type
+
+    type_name = given or wait_for_topic_type(executor, topic, 5.0)
+    if not type_name:
+        console.print(f"[red]error:[/] no publisher on {topic} to learn its type from; give --type")
+        raise typer.Exit(1)
+    return type_name
 
 
 @topic_app.command("echo")
@@ -124,36 +134,31 @@ def topic_echo(
     """Print messages on a topic (YAML documents, or JSON lines with --json)."""
     import yaml
 
-    from energizeos.cli.graph_tools import message_type_or_exit, open_cli_node, wait_for_topic_type
+    from energizeos.cli.graph_tools import cli_node, message_type_or_exit
     from energizeos.runtime.qos import QoSProfile
 
-    executor, node = open_cli_node()
-    type_name = msg_type or wait_for_topic_type(executor, topic, timeout or 5.0)
-    if not type_name:
-        executor.shutdown()
-        console.print(f"[red]error:[/] no publisher on {topic} to learn its type from; give --type")
-        raise typer.Exit(1)
     received = 0
+    with cli_node() as (executor, node):
+        cls = message_type_or_exit(_topic_type(executor, topic, msg_type))
 
-    def show(msg: object) -> None:
-        nonlocal received
-        received += 1
-        data = msg.to_dict()  # type: ignore[attr-defined]
-        if as_json:
-            print(json.dumps(data), flush=True)
-        else:
-            print(yaml.safe_dump(data, sort_keys=False).rstrip() + "\n---", flush=True)
-        if count and received >= count:
-            executor.request_stop()
+        def show(msg: object) -> None:
+            nonlocal received
+            received += 1
+            data = msg.to_dict()  # type: ignore[attr-defined]
+            if as_json:
+                print(json.dumps(data), flush=True)
+            else:
+                print(yaml.safe_dump(data, sort_keys=False).rstrip() + "\n---", flush=True)
+            if count and received >= count:
+                executor.request_stop()
 
-    node.create_subscription(message_type_or_exit(type_name), topic, show, QoSProfile(depth=100))
-    end = time.monotonic() + timeout if timeout else None
-    try:
-        while not executor._stop.is_set() and (end is None or time.monotonic() < end):
-            executor.spin_once(0.1)
-    except KeyboardInterrupt:
-        pass
-    executor.shutdown()
+        node.create_subscription(cls, topic, show, QoSProfile(depth=100))
+        end = time.monotonic() + timeout if timeout else None
+        try:
+            while not executor._stop.is_set() and (end is None or time.monotonic() < end):
+                executor.spin_once(0.1)
+        except KeyboardInterrupt:
+            pass
     if count and received < count:
         raise typer.Exit(1)
 
@@ -168,25 +173,19 @@ def topic_pub(
     wait_matching: float = typer.Option(2.0, help="Seconds to wait for a subscriber before publishing."),
 ) -> None:
     """Publish a message built from YAML field values."""
-    from energizeos.cli.graph_tools import (
-        build_message,
-        message_type_or_exit,
-        open_cli_node,
-        parse_yaml_fields,
-    )
+    from energizeos.cli.graph_tools import build_message, cli_node, message_type_or_exit, parse_yaml_fields
 
     cls = message_type_or_exit(msg_type)
     msg = build_message(cls, parse_yaml_fields(values, "values"))
-    executor, node = open_cli_node()
-    pub = node.create_publisher(cls, topic, 10)
-    executor._wait_for(lambda: pub.get_subscription_count() > 0, wait_matching)
-    for i in range(times):
-        pub.publish(msg)
-        if i + 1 < times:
-            executor.spin_for(1.0 / rate)
-    executor.spin_for(0.2)  # let the samples leave before the session closes
+    with cli_node() as (executor, node):
+        pub = node.create_publisher(cls, topic, 10)
+        executor._wait_for(lambda: pub.get_subscription_count() > 0, wait_matching)
+        for i in range(times):
+            pub.publish(msg)
+            if i + 1 < times:
+                executor.spin_for(1.0 / rate)
+        executor.spin_for(0.2)  # let the samples leave before the session closes
     print(f"published {times} x {cls.__msgtype__} on {topic}")
-    executor.shutdown()
 
 
 @topic_app.command("hz")
@@ -196,19 +195,13 @@ def topic_hz(
     window: float = typer.Option(5.0, help="Measure for this many seconds."),
 ) -> None:
     """Average publishing rate of a topic, with jitter."""
-    from energizeos.cli.graph_tools import message_type_or_exit, open_cli_node, wait_for_topic_type
+    from energizeos.cli.graph_tools import cli_node, message_type_or_exit
 
-    executor, node = open_cli_node()
-    type_name = msg_type or wait_for_topic_type(executor, topic, 5.0)
-    if not type_name:
-        executor.shutdown()
-        console.print(f"[red]error:[/] no publisher on {topic}; give --type")
-        raise typer.Exit(1)
     stamps: list[float] = []
-    node.create_subscription(message_type_or_exit(type_name), topic, lambda _m: stamps.append(time.monotonic()),
-                             100, raw=True)
-    executor.spin_for(window)
-    executor.shutdown()
+    with cli_node() as (executor, node):
+        cls = message_type_or_exit(_topic_type(executor, topic, msg_type))
+        node.create_subscription(cls, topic, lambda _m: stamps.append(time.monotonic()), 100, raw=True)
+        executor.spin_for(window)
     if len(stamps) < 2:
         print(f"{topic}: {len(stamps)} message(s) in {window:.1f} s: no rate")
         raise typer.Exit(1)
@@ -221,13 +214,13 @@ def topic_hz(
 # --- service ---------------------------------------------------------------------------------
 @service_app.command("list")
 def service_list(show_types: bool = typer.Option(False, "-t", "--show-types")) -> None:
-    from energizeos.cli.graph_tools import discover, open_cli_node
+    from energizeos.cli.graph_tools import cli_node, discover
 
-    executor, _ = open_cli_node()
-    discover(executor)
-    for name, types in executor.graph_services():
+    with cli_node() as (executor, _):
+        discover(executor)
+        services = executor.graph_services()
+    for name, types in services:
         print(f"{name} [{', '.join(types)}]" if show_types else name)
-    executor.shutdown()
 
 
 @service_app.command("call")
@@ -241,29 +234,21 @@ def service_call(
     """Call a service with a request built from YAML and print the response."""
     import yaml
 
-    from energizeos.cli.graph_tools import (
-        build_message,
-        open_cli_node,
-        parse_yaml_fields,
-        service_type_or_exit,
-    )
+    from energizeos.cli.graph_tools import build_message, cli_node, parse_yaml_fields, service_type_or_exit
     from energizeos.runtime.node import ServiceCallError
 
     cls = service_type_or_exit(srv_type)
     request = build_message(cls.Request, parse_yaml_fields(values, "request"))
-    executor, node = open_cli_node()
-    client = node.create_client(cls, name)
-    if not client.wait_for_service(timeout):
-        executor.shutdown()
-        console.print(f"[red]error:[/] service {name} is not available")
-        raise typer.Exit(1)
-    try:
-        response = client.call(request, timeout)
-    except ServiceCallError as exc:
-        executor.shutdown()
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    executor.shutdown()
+    with cli_node() as (_executor, node):
+        client = node.create_client(cls, name)
+        if not client.wait_for_service(timeout):
+            console.print(f"[red]error:[/] service {name} is not available")
+            raise typer.Exit(1)
+        try:
+            response = client.call(request, timeout)
+        except ServiceCallError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
     data = response.to_dict()
     print(json.dumps(data) if as_json else yaml.safe_dump(data, sort_keys=False).rstrip())
 
@@ -302,12 +287,11 @@ def msgs_show(type_name: str) -> None:
 @app.command()
 def graph(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every node with its publishers, subscriptions and services."""
-    from energizeos.cli.graph_tools import discover, open_cli_node
+    from energizeos.cli.graph_tools import cli_node, discover
 
-    executor, me = open_cli_node()
-    discover(executor)
-    entities = [e for e in executor.graph_entities() if e.node_name != me.get_name()]
-    executor.shutdown()
+    with cli_node() as (executor, me):
+        discover(executor)
+        entities = [e for e in executor.graph_entities() if e.node_name != me.get_name()]
     if as_json:
         print(json.dumps([{"kind": e.kind, "node": e.node_name, "namespace": e.namespace, "name": e.name,
                            "type": e.type_name} for e in entities]))

@@ -12,6 +12,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from energizeos import runtime
 from energizeos.runtime.names import InvalidNameError
 from energizeos.runtime.parameters import ParameterError
 
@@ -45,6 +46,8 @@ def run(argv: list[str]) -> int:
         return EX_CONFIG
     except KeyboardInterrupt:
         return 0
+    finally:
+        runtime.shutdown()  # close the Zenoh session even when main() failed before spinning
     return int(result or 0)
 
 

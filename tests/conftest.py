@@ -1,0 +1,99 @@
+"""Fixtures for multi-process tests: a real Zenoh router on a free loopback port, node processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GRAPH_NODES = Path(__file__).resolve().parent / "graph_nodes"
+ENERGIZEOS = str(Path(sys.executable).parent / "energizeos")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def router(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A Zenoh router in this process; children and in-test executors connect to it."""
+    from energizeos.runtime.zenoh_executor import open_router
+
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    session = open_router([endpoint])
+    monkeypatch.setenv("ENERGIZEOS_ZENOH_CONNECT", endpoint)
+    monkeypatch.setenv("ENERGIZEOS_HOME", str(tmp_path / "home"))
+    yield endpoint
+    session.close()
+
+
+class Proc:
+    """A child process whose output is collected line by line (for waiting on log lines)."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        self.lines: list[str] = []
+        self.popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=REPO)
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait_for_line(self, text: str, timeout: float = 15.0, after: int = 0) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for line in self.lines[after:]:
+                if text in line:
+                    return line
+            if self.popen.poll() is not None and not any(text in ln for ln in self.lines[after:]):
+                time.sleep(0.2)  # let the pump read the last lines
+                if not any(text in ln for ln in self.lines[after:]):
+                    break
+            time.sleep(0.05)
+        raise AssertionError(f"no line with {text!r} within {timeout} s; output:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Processes a test starts; each is ended by PID at teardown."""
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.stop()
+
+
+def start_node(procs: list[Proc], name: str, *params: str) -> Proc:
+    cmd = [sys.executable, "-m", "energizeos.launch.node_process", str(GRAPH_NODES / "graph_node.py"),
+           "--ros-args", "-r", f"__node:={name}"]
+    for p in params:
+        cmd += ["-p", p]
+    proc = Proc(cmd)
+    procs.append(proc)
+    return proc
