@@ -13,7 +13,8 @@ import streamlit as st
 
 from energizeos.ui.graph_view import GraphView, open_graph_view
 
-st.set_page_config(page_title="EnergizeOS", layout="wide")
+st.set_page_config(page_title="EnergizeOS", layout="wide", menu_items={})
+STALE_AFTER_S = 5.0
 
 
 @st.cache_resource
@@ -37,20 +38,23 @@ def live_graph() -> None:
         else:
             data = health.data
             age = time.time() - health.received_at
-            if data["healthy"]:
-                st.success(f"All {len(data['expected_nodes'])} expected nodes alive")
+            if age > STALE_AFTER_S:  # a dead monitor must not leave a green lamp behind
+                st.error(f"No report from site_monitor for {age:.0f} s: graph health unknown")
+            elif data["healthy"]:
+                count = len(data["expected_nodes"])
+                st.success(f"All {count} expected node{'s' if count != 1 else ''} alive")
             else:
                 st.error("Missing: " + ", ".join(data["missing_nodes"]))
-            st.caption(f"report {age:.1f} s old")
+            st.caption(f"last report received {age:.1f} s ago")
     with col_nodes:
         st.subheader("Nodes alive")
         nodes = [f"{ns.rstrip('/')}/{name}" for name, ns in view.executor.graph_nodes() if name != "ui"]
-        st.dataframe({"node": nodes}, hide_index=True, use_container_width=True)
+        st.dataframe({"node": nodes}, hide_index=True, width="stretch")
 
     st.subheader("Topics")
     topics = view.executor.graph_topics()
     st.dataframe({"topic": [t for t, _ in topics], "type": [", ".join(ts) for _, ts in topics]},
-                 hide_index=True, use_container_width=True)
+                 hide_index=True, width="stretch")
     names = [t for t, _ in topics]
     if names:
         chosen = st.selectbox("Latest message on", names, key="echo_topic")

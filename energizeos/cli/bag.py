@@ -53,6 +53,7 @@ def record(
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = Writer(path, version=9, storage_plugin=STORAGE[storage])
         writer.open()
+        recording = True
         try:
             for topic in wanted:
                 type_name = known[topic][0]
@@ -60,6 +61,8 @@ def record(
                 counts[topic] = 0
 
                 def write(payload: bytes, conn=conn, topic=topic) -> None:
+                    if not recording:
+                        return  # arrived while shutting down, after the bag was closed
                     writer.write(conn, node.get_clock().now().nanoseconds, payload)
                     counts[topic] += 1
 
@@ -67,6 +70,7 @@ def record(
             console.print(f"recording {len(wanted)} topic(s) to {path} ({storage}); Ctrl-C to stop")
             _spin_recording(executor, duration, counts)
         finally:
+            recording = False
             writer.close()
     console.print(f"wrote {sum(counts.values())} messages to {path}")
     for topic, n in counts.items():

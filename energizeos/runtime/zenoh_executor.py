@@ -82,6 +82,13 @@ class ZenohSettings:
         return config
 
 
+def _direct(fn: Callable[[Any], Any], drop: Callable[[], Any] | None = None) -> zenoh.handlers.Callback:
+    """Run a Zenoh callback on Zenoh's own thread. Our callbacks only queue work and return; the
+    default (indirect) handler starts a non-daemon Python thread per entity that can outlive the
+    session and keep the process from exiting."""
+    return zenoh.handlers.Callback(fn, drop, indirect=False)
+
+
 def open_router(listen: list[str] | None = None, config_file: str | None = None) -> zenoh.Session:
     """A Zenoh router in this process (what rmw_zenohd is to ROS 2)."""
     settings = ZenohSettings(listen=listen or [DEFAULT_ROUTER], config_file=config_file)
@@ -126,9 +133,9 @@ class _SubscriptionLink:
 
         if sub.qos.latched:
             history = zext.HistoryConfig(detect_late_publishers=True, max_samples=sub.qos.depth)
-            self._z = zext.declare_advanced_subscriber(ex.session, key, on_sample, history=history)
+            self._z = zext.declare_advanced_subscriber(ex.session, key, _direct(on_sample), history=history)
         else:
-            self._z = ex.session.declare_subscriber(key, on_sample)
+            self._z = ex.session.declare_subscriber(key, _direct(on_sample))
         self._token = ex._declare_token(sub.info)
 
     def close(self) -> None:
@@ -152,7 +159,7 @@ class _ServiceLink:
 
             ex._post(lambda: srv._handle(payload, reply))
 
-        self._z = ex.session.declare_queryable(key, on_query)
+        self._z = ex.session.declare_queryable(key, _direct(on_query))
         self._token = ex._declare_token(srv.info)
 
     def close(self) -> None:
@@ -188,7 +195,7 @@ class _ClientLink:
 
         self._ex.session.get(
             self._key,
-            zenoh.handlers.Callback(on_zenoh_reply, on_done),
+            _direct(on_zenoh_reply, on_done),
             payload=payload,
             timeout=timeout_sec,
         )
@@ -215,7 +222,7 @@ class ZenohExecutor(Executor):
         self._graph_lock = threading.Lock()
         self._stop = threading.Event()
         self._graph_sub = self.session.liveliness().declare_subscriber(
-            f"{keys.LIVELINESS_PREFIX}/{self.settings.domain_id}/**", self._on_liveliness, history=True
+            f"{keys.LIVELINESS_PREFIX}/{self.settings.domain_id}/**", _direct(self._on_liveliness), history=True
         )
 
     # --- graph cache from liveliness tokens -------------------------------------------------
