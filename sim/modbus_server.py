@@ -10,7 +10,7 @@ source of truth; pymodbus' copy is only a staging buffer.
 
 Comms loss (``image.offline``) is emulated by dropping incoming requests in the ``trace_pdu``
 hook: nothing is executed and nothing is answered, so the client times out, and no stale answer
-is queued for after the fault clears.
+is queued for after the fault clears. Requests for another unit id are dropped the same way.
 """
 
 from __future__ import annotations

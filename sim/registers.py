@@ -30,6 +30,9 @@ class RegisterImage:
         self._words = [0] * size
         self._lock = threading.Lock()
         self.on_write: Callable[[int, list[int]], None] | None = None
+        # Refresh the words from the device model just before a client reads them (lazy sync:
+        # the plant steps cheaply and a device's registers are encoded only when someone looks).
+        self.before_read: Callable[[], None] | None = None
         self.offline = False  # fault injection: the device stops answering (comms loss)
         self.frozen = False   # fault injection: values stop updating (stuck)
 
@@ -42,6 +45,8 @@ class RegisterImage:
 
     def read(self, address: int, count: int) -> list[int]:
         offset = self._check(address, count)
+        if self.before_read is not None:
+            self.before_read()
         with self._lock:
             return self._words[offset:offset + count]
 
@@ -64,5 +69,7 @@ class RegisterImage:
             self._words[offset:offset + len(values)] = values
 
     def snapshot(self) -> list[int]:
+        if self.before_read is not None:
+            self.before_read()
         with self._lock:
             return list(self._words)

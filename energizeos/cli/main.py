@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from energizeos.cli import bag as bag_cli
+from energizeos.cli import sim as sim_cli
 
 app = typer.Typer(help="EnergizeOS: energy-management system for C&I battery microgrids.", no_args_is_help=True)
 node_app = typer.Typer(help="Nodes of the running graph.", no_args_is_help=True)
@@ -26,6 +27,7 @@ app.add_typer(topic_app, name="topic")
 app.add_typer(service_app, name="service")
 app.add_typer(bag_cli.app, name="bag")
 app.add_typer(msgs_app, name="msgs")
+app.add_typer(sim_cli.app, name="sim")
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,6 +145,8 @@ def topic_echo(
 
         def show(msg: object) -> None:
             nonlocal received
+            if count and received >= count:
+                return  # already queued behind the last one we wanted
             received += 1
             data = msg.to_dict()  # type: ignore[attr-defined]
             if as_json:

@@ -119,6 +119,31 @@ class SetDispatchMode:
 
 
 
+class SimFault:
+    """``energizeos_msgs/srv/SimFault`` service."""
+
+    __srvtype__: ClassVar[str] = 'energizeos_msgs/srv/SimFault'
+
+    @dataclass(eq=False, slots=True)
+    class Request(Message):
+        """``energizeos_msgs/srv/SimFault_Request``."""
+
+        __msgtype__: ClassVar[str] = 'energizeos_msgs/srv/SimFault_Request'
+        fault: str = ''
+        device: str = ''
+        params_json: str = ''
+        clear: bool = False
+
+    @dataclass(eq=False, slots=True)
+    class Response(Message):
+        """``energizeos_msgs/srv/SimFault_Response``."""
+
+        __msgtype__: ClassVar[str] = 'energizeos_msgs/srv/SimFault_Response'
+        success: bool = False
+        message: str = ''
+
+
+
 class Trigger:
     """``energizeos_msgs/srv/Trigger`` service."""
 
@@ -139,4 +164,4 @@ class Trigger:
         success: bool = False
         message: str = ''
 
-__all__ = ['AlarmAction', 'Ask', 'BreakerRequest', 'SetDispatchMode', 'Trigger']
+__all__ = ['AlarmAction', 'Ask', 'BreakerRequest', 'SetDispatchMode', 'SimFault', 'Trigger']
