@@ -6,7 +6,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: run test bench lint msgs clean
+.PHONY: run test bench lint msgs clean debs
+
+# Debian tools the tests use as independent clients (mbpoll reads the simulated meter).
+DEBS := debs
+debs:
+	@command -v mbpoll >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mbpoll)
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/energizeos launch sim_site
 
-test: $(STAMP)
+test: $(STAMP) $(DEBS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/energizeos msgs generate --check
 	$(VENV)/bin/pytest -q

@@ -89,6 +89,14 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
         if zen:
             rows.append(("python -c 'import zenoh' RSS (USS)", f"{zen['rss_mb']:.1f} MB ({zen['uss_mb']} MB)",
                          "", None))
+    mb = results.get("modbus")
+    if mb:
+        for device, r in mb["rtt"].items():
+            rows.append((f"Modbus poll RTT {device} ({r['requests_per_poll']} req, {r['registers']} regs) median / p99",
+                         f"{_ms(r['median_ms'])} / {_ms(r['p99_ms'])}", "p99 <= 10 ms", r["p99_ms"] <= 10.0))
+        s = mb["serve_10hz"]
+        rows.append(("plant CPU serving 4 devices at 10 Hz (% of one core)",
+                     f"{s['plant_cpu_pct_of_one_core']} %", "< 30 %", s["plant_cpu_pct_of_one_core"] < 30.0))
     return rows
 
 
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="latency: service calls per variant (default 500)")
     parser.add_argument("--repeat", type=int, default=5, help="sim throughput: runs per scenario (default 5)")
     parser.add_argument("--idle", type=float, default=3.0, help="idle RSS: seconds idle (default 3)")
+    parser.add_argument("--modbus-seconds", type=float, default=20.0,
+                        help="modbus: seconds serving all four devices at 10 Hz (default 20)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results JSON (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
 
@@ -131,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.seconds + 2 * service_budget + 60),
         "sim_throughput": ("bench_sim_throughput.py", ["--repeat", str(args.repeat)], 30 + 10 * args.repeat),
         "idle_rss": ("bench_idle_rss.py", ["--idle", str(args.idle)], 60 + 8 * args.idle),
+        "modbus": ("bench_modbus.py", ["--seconds", str(args.modbus_seconds)], 120 + args.modbus_seconds),
     }
     results: dict = {}
     errors: dict[str, str] = {}

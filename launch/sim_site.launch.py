@@ -39,7 +39,7 @@ def generate_launch_description():
             name="ui",
             cmd=[sys.executable, "-m", "streamlit", "run", UI_APP,
                  "--server.address", "127.0.0.1", "--server.port", LaunchConfiguration("ui_port"),
-                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                 "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"],
             respawn=True,
             shutdown_order=200,
         ),

@@ -15,6 +15,10 @@ from energizeos.ui.graph_view import GraphView, open_graph_view
 
 st.set_page_config(page_title="EnergizeOS", layout="wide", menu_items={})
 STALE_AFTER_S = 5.0
+SITE_TOPICS = {"/site/poi/meter": "energizeos_msgs/msg/MeterReading",
+               "/site/poi/relay": "energizeos_msgs/msg/RelayStatus",
+               "/bess/bms/status": "energizeos_msgs/msg/BmsStatus",
+               "/bess/pcs/status": "energizeos_msgs/msg/PcsStatus"}
 
 
 @st.cache_resource
@@ -22,9 +26,48 @@ def graph_view() -> GraphView:
     return open_graph_view()
 
 
-st.title("EnergizeOS — site graph")
+st.title("EnergizeOS — simulated site")
 view = graph_view()
 view.watch("/ems/graph/health", "energizeos_msgs/msg/GraphHealth", latched=True)
+for topic, type_name in SITE_TOPICS.items():
+    view.watch(topic, type_name)
+QUALITY = {0: "good", 1: "INVALID", 2: "STALE"}
+BREAKER = {0: "OPEN", 1: "closed", 2: "UNKNOWN"}
+
+
+def _value(topic: str, field: str, unit: str, fmt: str = "{:.1f}") -> tuple[str, str]:
+    """(value text, caption) for a site metric; never shows a number from stale or invalid data."""
+    sample = view.sample(topic)
+    if sample is None:
+        return "—", "no data yet"
+    quality = QUALITY.get(sample.data.get("quality", 2), "?")
+    age = time.time() - sample.received_at
+    if quality != "good" or age > STALE_AFTER_S:
+        return "—", f"{quality if quality != 'good' else 'STALE'}, {age:.0f} s old"
+    return f"{fmt.format(sample.data[field])} {unit}".strip(), f"{age:.1f} s old"
+
+
+@st.fragment(run_every=1.0)
+def live_site() -> None:
+    st.subheader("Site now")
+    cols = st.columns(5)
+    poi, poi_note = _value("/site/poi/meter", "p_kw", "kW")
+    cols[0].metric("POI import (+) / export (-)", poi, help="revenue meter at the point of interconnection")
+    cols[0].caption(poi_note)
+    bess, bess_note = _value("/bess/pcs/status", "p_kw", "kW")
+    cols[1].metric("BESS discharge (+) / charge (-)", bess)
+    cols[1].caption(bess_note)
+    soc, soc_note = _value("/bess/bms/status", "soc_pct", "%")
+    cols[2].metric("State of charge", soc)
+    cols[2].caption(soc_note)
+    relay = view.sample("/site/poi/relay")
+    breaker = BREAKER.get(relay.data["breaker_state"], "?") if relay else "—"
+    if relay and (relay.data["trip"] or relay.data["lockout_86"]):
+        breaker += " · TRIP" + (" · 86 LOCKOUT" if relay.data["lockout_86"] else "")
+    cols[3].metric("POI breaker", breaker)
+    bms = view.sample("/bess/bms/status")
+    ready = "—" if bms is None else ("ready" if bms.data["permissive"] else "NOT READY")
+    cols[4].metric("BMS permissive", ready)
 
 
 @st.fragment(run_every=2.0)
@@ -67,4 +110,5 @@ def live_graph() -> None:
             st.json(sample.data)
 
 
+live_site()
 live_graph()
