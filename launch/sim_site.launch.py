@@ -1,7 +1,7 @@
 """The simulated site: the plant (four Modbus TCP devices with physics), the device nodes,
-the graph monitor and the operator UI.
+the graph monitor and the operator UI, configured from one site file.
 
-    energizeos launch sim_site [ui_port:=8501] [meter_poll_hz:=5.0]
+    energizeos launch sim_site [site_config:=config/sim_site.yaml] [ui_port:=8501]
 
 The safety arbiter, dispatcher and the record-keeping nodes join this file as they land.
 Shutdown order: the PCS path first (to 0 kW), then the other device nodes, the plant, the UI.
@@ -10,31 +10,47 @@ Shutdown order: the PCS path first (to 0 kW), then the other device nodes, the p
 import sys
 from pathlib import Path
 
-from energizeos.launch import DeclareLaunchArgument, ExecuteProcess, LaunchConfiguration, LaunchDescription, Node
+from energizeos.launch import (
+    DeclareLaunchArgument,
+    ExecuteProcess,
+    LaunchConfiguration,
+    LaunchDescription,
+    LaunchError,
+    Node,
+    OpaqueFunction,
+)
+from energizeos.site_config import SiteConfigError, device_node_parameters, load_site_config
 
-DEVICE_NODES = ["meter_node", "relay_node", "bms_node", "pcs_node"]
-EMS_NODES = ["/sim_plant", "/site_monitor", *(f"/{n}" for n in DEVICE_NODES)]
-UI_APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+REPO = Path(__file__).resolve().parents[1]
+UI_APP = str(REPO / "ui" / "app.py")
+SHUTDOWN_ORDER = {"pcs_node": 0, "meter_node": 50, "relay_node": 50, "bms_node": 50, "sim_plant": 150}
+
+
+def site_nodes(context):
+    """Nodes from the site config: the plant (if simulated), the device nodes, the graph monitor."""
+    path = Path(context.launch_configurations["site_config"])
+    if not path.is_absolute() and not path.exists():
+        path = REPO / path  # relative to the repository when not found from here
+    try:
+        params = device_node_parameters(load_site_config(path))
+    except SiteConfigError as exc:
+        raise LaunchError(str(exc)) from exc
+    nodes = [Node(executable=name, name=name, parameters=[p], respawn=True, shutdown_order=SHUTDOWN_ORDER[name])
+             for name, p in params.items()]
+    expected = sorted(f"/{n}" for n in [*params, "site_monitor"])
+    nodes.append(Node(executable="site_monitor", name="site_monitor", respawn=True,
+                      parameters=[{"expected_nodes": expected,
+                                   "period_s": LaunchConfiguration("monitor_period_s")}]))
+    return nodes
 
 
 def generate_launch_description():
     return LaunchDescription([
+        DeclareLaunchArgument("site_config", default_value="config/sim_site.yaml",
+                              description="site configuration (YAML, see energizeos/site_config.py)"),
         DeclareLaunchArgument("ui_port", default_value="8501", description="Streamlit port (127.0.0.1 only)"),
         DeclareLaunchArgument("monitor_period_s", default_value="1.0"),
-        DeclareLaunchArgument("meter_poll_hz", default_value="5.0"),
-        Node(executable="sim_plant", name="sim_plant", respawn=True, shutdown_order=150),
-        Node(executable="meter_node", name="meter_node", respawn=True, shutdown_order=50,
-             parameters=[{"poll_hz": LaunchConfiguration("meter_poll_hz")}]),
-        Node(executable="relay_node", name="relay_node", respawn=True, shutdown_order=50),
-        Node(executable="bms_node", name="bms_node", respawn=True, shutdown_order=50),
-        Node(executable="pcs_node", name="pcs_node", respawn=True, shutdown_order=0),
-        Node(
-            executable="site_monitor",
-            name="site_monitor",
-            parameters=[{"expected_nodes": EMS_NODES, "period_s": LaunchConfiguration("monitor_period_s")}],
-            respawn=True,
-            respawn_delay=1.0,
-        ),
+        OpaqueFunction(function=site_nodes),
         ExecuteProcess(
             name="ui",
             cmd=[sys.executable, "-m", "streamlit", "run", UI_APP,

@@ -34,9 +34,12 @@ class SimPlant(Node):
         annual = self.declare_parameter("annual_kwh", 4_000_000.0, ParameterDescriptor(
             "annual facility consumption the profile is scaled to", min_value=1.0)).value
         seed = self.declare_parameter("seed", 1).value
+        pv_kw = self.declare_parameter("pv_kw_peak", 0.0, ParameterDescriptor(
+            "rooftop PV behind the POI, peak kW (0: none)", min_value=0.0)).value
         self._t0 = self.get_clock().now()
         start = datetime.fromtimestamp(self._t0.nanoseconds / 1e9, tz=UTC)
-        self.site = SimSite(PlantConfig(start=start, profile=Path(profile), annual_kwh=annual, seed=seed))
+        self.site = SimSite(PlantConfig(start=start, profile=Path(profile), annual_kwh=annual, seed=seed,
+                                           pv_kw_peak=pv_kw))
         self.servers: list[DeviceServer] = []
         if serve:
             for device in DEVICES:

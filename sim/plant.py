@@ -44,6 +44,8 @@ class PlantConfig:
     annual_kwh: float = 4_000_000.0  # about 460 kW average, 900 kW peak with the LargeOffice shape
     load_noise_pct: float = 1.5
     load_pf: float = 0.95
+    pv_kw_peak: float = 0.0  # optional rooftop PV behind the POI (clear-sky bell, 06:00-18:00 local solar time)
+    utc_offset_h: float = -8.0  # site standard time (Pacific) for the load profile and the sun
     seed: int = 1
     # battery
     bess_kwh: float = 1000.0
@@ -137,9 +139,22 @@ class Plant:
     def now(self) -> datetime:
         return self.config.start + timedelta(seconds=self.t_s)
 
+    def _local(self, t_s: float) -> datetime:
+        return self.config.start + timedelta(seconds=t_s, hours=self.config.utc_offset_h)
+
+    def _pv_kw(self, t_s: float) -> float:
+        """Clear-sky PV: a half-sine between 06:00 and 18:00 local time, with the same cloud noise as load."""
+        if self.config.pv_kw_peak <= 0:
+            return 0.0
+        when = self._local(t_s)
+        hour = when.hour + when.minute / 60 + when.second / 3600
+        if not 6.0 <= hour <= 18.0:
+            return 0.0
+        return self.config.pv_kw_peak * math.sin(math.pi * (hour - 6.0) / 12.0)
+
     def _profile_kw(self, t_s: float) -> float:
-        """Hourly profile, linearly interpolated, scaled to the annual energy."""
-        when = self.config.start + timedelta(seconds=t_s)
+        """Hourly profile (local standard time), linearly interpolated, scaled to the annual energy."""
+        when = self._local(t_s)
         hour = (when - datetime(when.year, 1, 1, tzinfo=when.tzinfo)).total_seconds() / 3600.0
         i = int(hour) % 8760
         frac = hour - int(hour)
@@ -270,6 +285,7 @@ class Plant:
         sigma = self.config.load_noise_pct / 100.0
         self._noise = alpha * self._noise + math.sqrt(1 - alpha * alpha) * self._rng.gauss(0.0, sigma)
         self.load_kw = max(0.0, self._profile_kw(self.t_s) * (1.0 + self._noise))
+        self.pv_kw = self._pv_kw(self.t_s)
 
     def _update_pcs(self, dt: float) -> None:
         cfg = self.config

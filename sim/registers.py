@@ -50,6 +50,12 @@ class RegisterImage:
         with self._lock:
             return self._words[offset:offset + count]
 
+    def peek(self, address: int, count: int) -> list[int]:
+        """The words as they are now, without refreshing them (for the device model's own use)."""
+        offset = self._check(address, count)
+        with self._lock:
+            return self._words[offset:offset + count]
+
     def write(self, address: int, values: list[int]) -> None:
         """A client's write: validated by the device hook, then stored."""
         offset = self._check(address, len(values))

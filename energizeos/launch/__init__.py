@@ -5,9 +5,11 @@ from energizeos.launch.description import (
     ExecuteProcess,
     IncludeLaunchDescription,
     LaunchConfiguration,
+    LaunchContext,
     LaunchDescription,
     LaunchError,
     Node,
+    OpaqueFunction,
 )
 
 __all__ = [
@@ -15,7 +17,9 @@ __all__ = [
     "ExecuteProcess",
     "IncludeLaunchDescription",
     "LaunchConfiguration",
+    "LaunchContext",
     "LaunchDescription",
     "LaunchError",
     "Node",
+    "OpaqueFunction",
 ]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,20 @@ class IncludeLaunchDescription:
 
     path: str | LaunchConfiguration
     launch_arguments: dict[str, str | LaunchConfiguration] | list[tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class LaunchContext:
+    """What an OpaqueFunction sees: the launch arguments, resolved."""
+
+    launch_configurations: dict[str, str]
+
+
+@dataclass
+class OpaqueFunction:
+    """Entities computed from the resolved arguments (e.g. nodes built from a site config file)."""
+
+    function: Callable[[LaunchContext], list[Any]]
 
 
 @dataclass

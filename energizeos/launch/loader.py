@@ -15,9 +15,11 @@ from energizeos.launch.description import (
     ExecuteProcess,
     IncludeLaunchDescription,
     LaunchConfiguration,
+    LaunchContext,
     LaunchDescription,
     LaunchError,
     Node,
+    OpaqueFunction,
 )
 from energizeos.runtime.args import load_params_file
 from energizeos.runtime.names import InvalidNameError, normalize_namespace, validate_node_name
@@ -112,7 +114,9 @@ def _load(path: Path, given: dict[str, str], specs: list[ProcessSpec], used: set
             return {k: resolve(v, f"{where}, parameter {k!r}") for k, v in value.items()}
         return value
 
-    for entity in description.entities:
+    pending = list(description.entities)
+    while pending:
+        entity = pending.pop(0)
         if isinstance(entity, DeclareLaunchArgument):
             if entity.name in given:
                 context[entity.name] = given[entity.name]
@@ -135,6 +139,15 @@ def _load(path: Path, given: dict[str, str], specs: list[ProcessSpec], used: set
             pairs = items.items() if isinstance(items, dict) else items
             args = {k: str(resolve(v, f"include {include.name}")) for k, v in pairs}
             _load(include, args, specs, used, top=False)
+        elif isinstance(entity, OpaqueFunction):
+            try:
+                produced = entity.function(LaunchContext(dict(context)))
+            except LaunchError as exc:
+                raise LaunchError(f"launch file {path}: {exc}") from exc
+            except Exception as exc:
+                raise LaunchError(f"launch file {path}: {getattr(entity.function, '__name__', 'function')} "
+                                  f"raised {type(exc).__name__}: {exc}") from exc
+            pending[:0] = list(produced or [])
         else:
             raise LaunchError(f"launch file {path}: unsupported entity {type(entity).__name__}")
 

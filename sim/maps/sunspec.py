@@ -294,6 +294,9 @@ class ModelLayout:
         self.length = length    # L: registers after the ID/L header
         self.root = root        # None: a model pysunspec2 has no definition for (kept opaque)
         self.counts = dict(counts or {})
+        # The layout is fixed once built: memoise lookups that every poll repeats.
+        self._sf_points: dict[int, PointDef | None] = {}
+        self._placed: dict[tuple, PointDef] = {}
 
     @property
     def body_address(self) -> int:
@@ -387,6 +390,15 @@ class ModelLayout:
 
     def point(self, name: str, group: GroupSpec = None, index: int = 0) -> PointDef:
         """A placed point; the error names the group it lives in when ``group`` was forgotten."""
+        key = (name, group, index) if not isinstance(group, list) else None
+        if key is not None and key in self._placed:
+            return self._placed[key]
+        found = self._find_point(name, group, index)
+        if key is not None:
+            self._placed[key] = found
+        return found
+
+    def _find_point(self, name: str, group: GroupSpec, index: int) -> PointDef:
         node = self.group(group, index)
         found = node.points.get(name)
         if found is not None:
@@ -410,6 +422,13 @@ class ModelLayout:
         """The sunssf point scaling ``point`` (same group first, then enclosing groups), if named."""
         if not isinstance(point.sf, str):
             return None
+        key = id(point)
+        if key not in self._sf_points:
+            self._sf_points[key] = self._find_sf_point(point)
+        return self._sf_points[key]
+
+    def _find_sf_point(self, point: PointDef) -> PointDef | None:
+        assert isinstance(point.sf, str)
         node: GroupLayout | None = self.group(point.path) if point.path else self._root()
         while node is not None:
             if point.sf in node.points:
@@ -670,7 +689,8 @@ class SunSpecImage:
         sf_def = model.sf_point(point)
         if sf_def is None:
             return point.sf if isinstance(point.sf, int) else None
-        raw = _decode_raw(sf_def, self.registers.read(model.address + sf_def.offset, 1))
+        # peek: the plant's own encoding must not trigger the image's refresh-on-read hook
+        raw = _decode_raw(sf_def, self.registers.peek(model.address + sf_def.offset, 1))
         if raw is None:
             raise ValueError(f"{point.label}: its scale factor {sf_def.name} is not set (call set_sf first)")
         assert isinstance(raw, int)

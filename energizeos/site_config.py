@@ -1,0 +1,88 @@
+"""The site configuration an integrator edits: device endpoints, nameplates, simulation settings.
+
+One YAML file, validated with pydantic; a mistake is reported with the file and the field path
+(``devices.meter.port: Input should be less than or equal to 65535``) before any process starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SiteConfigError(ValueError):
+    """A broken site configuration file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+
+
+class DeviceEndpoint(_Strict):
+    host: str = "127.0.0.1"
+    port: Port
+    device_id: int = Field(1, ge=0, le=247)
+    poll_hz: float = Field(5.0, ge=0.1, le=50.0)
+    timeout_s: float = Field(0.25, ge=0.02, le=2.0)
+
+
+class MeterEndpoint(DeviceEndpoint):
+    nameplate_ctr: float = Field(400.0, gt=0, description="installed CT ratio, e.g. 400 for 2000:5")
+    nameplate_ptr: float = Field(4.0, gt=0, description="installed PT ratio, e.g. 4 for 480:120")
+    nominal_ln_v: float = Field(277.0, gt=0)
+
+
+class Devices(_Strict):
+    meter: MeterEndpoint = MeterEndpoint(port=15021)
+    relay: DeviceEndpoint = DeviceEndpoint(port=15022)
+    bms: DeviceEndpoint = DeviceEndpoint(port=15023, poll_hz=2.0)
+    pcs: DeviceEndpoint = DeviceEndpoint(port=15024)
+
+
+class Simulation(_Strict):
+    load_profile: str = ""  # "" = the LargeOffice profile shipped in sim/data/loads
+    annual_kwh: float = Field(4_000_000.0, gt=0)
+    pv_kw_peak: float = Field(0.0, ge=0)
+    step_hz: float = Field(10.0, ge=0.1, le=100.0)
+    seed: int = 1
+
+
+class SiteConfig(_Strict):
+    site: str = "reference-plant"
+    timezone: str = "America/Los_Angeles"
+    devices: Devices = Devices()
+    simulation: Simulation | None = Simulation()
+
+
+def load_site_config(path: str | Path) -> SiteConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise SiteConfigError(f"site config {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SiteConfigError(f"site config {path} is not valid YAML: {exc}") from exc
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise SiteConfigError(f"site config {path}: {problems}") from exc
+
+
+def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
+    """Parameters of each device node and of the simulated plant, from the site config."""
+    d = config.devices
+    params: dict[str, dict] = {}
+    if config.simulation is not None:  # first: the devices should exist before their nodes poll
+        sim = config.simulation.model_dump()
+        if not sim["load_profile"]:
+            del sim["load_profile"]
+        ports = {f"{name}_port": getattr(d, name).port for name in ("meter", "relay", "bms", "pcs")}
+        params["sim_plant"] = {**sim, **ports}
+    params.update({f"{name}_node": getattr(d, name).model_dump() for name in ("meter", "relay", "bms", "pcs")})
+    return params
