@@ -1,7 +1,7 @@
 """The simulated site: the plant (four Modbus TCP devices with physics), the device nodes,
 the graph monitor and the operator UI, configured from one site file.
 
-    energizeos launch sim_site [site_config:=config/sim_site.yaml] [ui_port:=8501]
+    energizeos launch sim_site [site_config:=config/sim_site.yaml] [ui:=true] [ui_port:=8501]
 
 The safety arbiter, dispatcher and the record-keeping nodes join this file as they land.
 Shutdown order: the PCS path first (to 0 kW), then the other device nodes, the plant, the UI.
@@ -41,6 +41,16 @@ def site_nodes(context):
     nodes.append(Node(executable="site_monitor", name="site_monitor", respawn=True,
                       parameters=[{"expected_nodes": expected,
                                    "period_s": LaunchConfiguration("monitor_period_s")}]))
+    if context.launch_configurations["ui"].lower() in ("true", "1", "yes"):
+        nodes.append(ExecuteProcess(
+            name="ui",
+            cmd=[sys.executable, "-m", "streamlit", "run", UI_APP,
+                 "--server.address", "127.0.0.1", "--server.port", LaunchConfiguration("ui_port"),
+                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                 "--client.toolbarMode", "viewer"],
+            respawn=True,
+            shutdown_order=200,
+        ))
     return nodes
 
 
@@ -48,15 +58,8 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("site_config", default_value="config/sim_site.yaml",
                               description="site configuration (YAML, see energizeos/site_config.py)"),
+        DeclareLaunchArgument("ui", default_value="true", description="start the Streamlit UI"),
         DeclareLaunchArgument("ui_port", default_value="8501", description="Streamlit port (127.0.0.1 only)"),
         DeclareLaunchArgument("monitor_period_s", default_value="1.0"),
         OpaqueFunction(function=site_nodes),
-        ExecuteProcess(
-            name="ui",
-            cmd=[sys.executable, "-m", "streamlit", "run", UI_APP,
-                 "--server.address", "127.0.0.1", "--server.port", LaunchConfiguration("ui_port"),
-                 "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"],
-            respawn=True,
-            shutdown_order=200,
-        ),
     ])

@@ -1,0 +1,49 @@
+"""The site configuration file and the launch file built from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from energizeos.launch.description import LaunchError
+from energizeos.launch.loader import load_launch_file
+from energizeos.site_config import SiteConfigError, device_node_parameters, load_site_config
+from tests.conftest import REPO
+
+SIM_SITE = REPO / "launch" / "sim_site.launch.py"
+
+
+def test_shipped_config_gives_every_device_node_its_endpoint():
+    params = device_node_parameters(load_site_config(REPO / "config" / "sim_site.yaml"))
+    assert list(params) == ["sim_plant", "meter_node", "relay_node", "bms_node", "pcs_node"]
+    assert params["meter_node"]["port"] == params["sim_plant"]["meter_port"] == 15021
+    assert params["pcs_node"]["port"] == params["sim_plant"]["pcs_port"] == 15024
+    assert params["meter_node"]["nameplate_ctr"] == 400.0
+
+
+def test_launch_builds_the_site_from_the_config(tmp_path):
+    config = tmp_path / "site.yaml"
+    config.write_text("devices:\n  meter:\n    port: 25021\n    poll_hz: 10\nsimulation: null\n")
+    specs = {s.name: s for s in load_launch_file(SIM_SITE, {"site_config": str(config)})}
+    assert "sim_plant" not in specs  # a real site: no simulated plant
+    assert specs["meter_node"].params["port"] == 25021 and specs["meter_node"].params["poll_hz"] == 10.0
+    assert specs["pcs_node"].shutdown_order < specs["meter_node"].shutdown_order  # PCS path stops first
+    assert "/sim_plant" not in specs["site_monitor"].params["expected_nodes"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("devices:\n  meter:\n    port: 99999\n", "devices.meter.port: Input should be less than or equal to 65535"),
+    ("devices:\n  meter:\n    port: 15021\n    nameplat_ctr: 3\n", "devices.meter.nameplat_ctr: Extra inputs"),
+    ("devices: [1, 2\n", "not valid YAML"),
+    ("simulation:\n  annual_kwh: -5\n", "simulation.annual_kwh: Input should be greater than 0"),
+])
+def test_a_broken_config_fails_the_launch_naming_file_and_field(tmp_path, text, expected):
+    config = tmp_path / "site.yaml"
+    config.write_text(text)
+    with pytest.raises(LaunchError) as info:
+        load_launch_file(SIM_SITE, {"site_config": str(config)})
+    assert str(config) in str(info.value) and expected in str(info.value)
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(SiteConfigError, match=r"nope\.yaml does not exist"):
+        load_site_config(tmp_path / "nope.yaml")
