@@ -57,7 +57,8 @@ class DeviceNode(Node):
             self.failures += 1
             self._backoff_s = min(self.max_backoff_s, max(1.0 / self.poll_hz, self._backoff_s * 2 or 0.5))
             self._next_attempt_ns = now + round(self._backoff_s * 1e9)
-            self.get_logger().warning(f"{self.device}: {exc}; retrying in {self._backoff_s:.1f} s",
+            # stable text, so the throttle works while the back-off grows
+            self.get_logger().warning(f"{self.device}: {exc}; retrying with back-off (up to {self.max_backoff_s:g} s)",
                                       throttle_duration_sec=10.0)
             self.publish_stale(str(exc))
             if self.failures >= COMMS_LOSS_AFTER:
@@ -71,6 +72,10 @@ class DeviceNode(Node):
         self.failures = 0
         self._backoff_s = 0.0
         self.set_condition(f"{self.alarm_prefix}_COMMS_LOSS", False)
+
+    def destroy_node(self) -> None:
+        super().destroy_node()  # after the on-shutdown hooks, which may still write (PCS to 0 kW)
+        self.link.close()
 
     def header(self, frame_id: str) -> Header:
         return Header(stamp=self.get_clock().now().to_msg(), frame_id=frame_id)

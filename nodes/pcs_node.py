@@ -72,22 +72,36 @@ class PcsNode(SunSpecDeviceNode):
         self._check_following(msg)
 
     def _check_following(self, msg: PcsStatus) -> None:
-        """Alarm when the PCS does not do what it was told (OpenEMS #3752: accepted is not applied)."""
+        """Alarm when the PCS does not do what it was told (OpenEMS #3752: accepted is not applied).
+
+        While commands are fresh the target is the command; once they stop, the PCS must revert to
+        0 kW within its reversion time after our last refresh (a PCS that never reverts is alarmed).
+        """
         cmd = self.last_command
         now = self.get_clock().now().nanoseconds
-        if cmd is None or not self._command_fresh(cmd, now) or msg.state == PcsStatus.STATE_FAULT:
+        if cmd is None or msg.state == PcsStatus.STATE_FAULT:
             self._off_target_since_ns = None
             return
-        target = cmd.p_kw if cmd.enable else 0.0
+        fresh = self._command_fresh(cmd, now)
+        if fresh:
+            target = cmd.p_kw if cmd.enable else 0.0
+        else:
+            reverted_by = self._last_write_ns + (self._written_reversion_s or cmd.reversion_timeout_s) * 1e9
+            if now < reverted_by:
+                self._off_target_since_ns = None
+                return  # still inside the reversion time the PCS was given
+            target = 0.0
         if abs(msg.p_kw - target) <= self.follow_tolerance_kw:
             self._off_target_since_ns = None
             self.set_condition("PCS_NOT_FOLLOWING", False)
             return
         self._off_target_since_ns = self._off_target_since_ns or now
         if now - self._off_target_since_ns >= self.follow_timeout_s * 1e9:
+            why = (f"while commanded {target:.1f} kW" if fresh else
+                   f"although the EMS stopped refreshing {(now - self._last_write_ns) / 1e9:.0f} s ago: "
+                   "it did not revert to 0 kW")
             self.set_condition("PCS_NOT_FOLLOWING", True, Alarm.PRIORITY_HIGH,
-                               f"PCS delivers {msg.p_kw:.1f} kW for {self.follow_timeout_s:.0f} s "
-                               f"while commanded {target:.1f} kW",
+                               f"PCS delivers {msg.p_kw:.1f} kW for {self.follow_timeout_s:.0f} s {why}",
                                {"commanded_kw": target, "measured_kw": msg.p_kw, "decision_id": cmd.decision_id})
 
     def publish_stale(self, reason: str) -> None:
@@ -97,8 +111,9 @@ class PcsNode(SunSpecDeviceNode):
 
     # --- commands -----------------------------------------------------------------------------
     def _command_fresh(self, cmd: PcsCommand, now_ns: int) -> bool:
+        """Fresh as long as a new command would be accepted; after that the heartbeat stops."""
         age_s = (now_ns - Time.from_msg(cmd.header.stamp).nanoseconds) / 1e9
-        return age_s <= max(self.max_command_age_s, cmd.reversion_timeout_s)
+        return age_s <= self.max_command_age_s
 
     def on_command(self, cmd: PcsCommand) -> None:
         now = self.get_clock().now().nanoseconds

@@ -28,8 +28,9 @@ from energizeos.sim.registers import RegisterImage
 from energizeos.sim.site import DEVICES, SimSite
 from energizeos_msgs.msg import Alarm, BmsStatus, BreakerCommand, MeterReading, PcsCommand, PcsStatus, RelayStatus
 
-# A summer weekday around noon: the LargeOffice load is ~590 kW, so a 200 kW BESS step keeps importing.
-START = datetime(2025, 7, 15, 12, 0, tzinfo=UTC)
+# A summer weekday at noon Pacific standard time (the plant's load profile runs on local time): the
+# LargeOffice load is ~590 kW, so a 200 kW BESS step keeps the POI importing.
+START = datetime(2025, 7, 15, 20, 0, tzinfo=UTC)
 NODE_CLASSES: dict[str, type[DeviceNode]] = {"meter": MeterNode, "relay": RelayNode, "bms": BmsNode, "pcs": PcsNode}
 TOPICS = {"meter": ("/site/poi/meter", MeterReading), "relay": ("/site/poi/relay", RelayStatus),
           "bms": ("/bess/bms/status", BmsStatus), "pcs": ("/bess/pcs/status", PcsStatus)}
@@ -205,10 +206,7 @@ class SiteGraph:
 
     def peek(self, device: str, address: int, count: int) -> list[int]:
         """The words a device's image holds now, without the lazy refresh a client read triggers."""
-        image: RegisterImage = self.site.images[device]
-        offset = address - image.base
-        with image._lock:
-            return image._words[offset:offset + count]
+        return self.site.images[device].peek(address, count)
 
     def shutdown(self) -> None:
         self.ex.shutdown()
