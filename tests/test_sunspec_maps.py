@@ -4,6 +4,7 @@ and live-update behaviour must be what a device node will meet in the field."""
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from energizeos.sim.maps.sunspec import (
     SunSpecImage,
     SunSpecLayout,
     SunSpecMapError,
+    _encode,
     build_bms_image,
     build_pcs_image,
 )
@@ -423,3 +425,179 @@ def test_from_model_chain_accepts_legacy_common_model() -> None:
     assert common.length == 66
     with pytest.raises(SunSpecMapError, match="SunS"):
         SunSpecLayout.from_model_chain(lambda a, n: [0] * n)
+
+
+# ---------------------------------------------------------------------------- compiled codecs = reference
+def _settable_points(image: SunSpecImage) -> Iterator[tuple[int, Any, Any]]:
+    """(model id, point, group spec) of every point ``set`` accepts, per model, in register order."""
+    for model in image.layout.models:
+        for point in model.iter_points():
+            structural = not point.path and (point.name in ("ID", "L") or point.name in model.counts)
+            if not structural and point.type != "sunssf":
+                yield model.model_id, point, (point.path or None)
+
+
+def _random_sfs(image: SunSpecImage, rng: random.Random) -> None:
+    """Every sunssf register: a usable exponent, mostly; sometimes out of range or not implemented."""
+    for model in image.layout.models:
+        for point in model.iter_points():
+            if point.type == "sunssf":
+                exponent = rng.choice([*range(-10, 11), *range(-4, 3), None, None])
+                image.set_sf(model.model_id, point.name, exponent, group=point.path or None)
+                if rng.random() < 0.05:  # outside -10..10, as a misbehaving device might hold it
+                    image.registers.set_words(model.address + point.offset, [rng.choice([11, 0xFFF0, 300])])
+
+
+def _candidate_values(point: Any, sf: int | None, rng: random.Random) -> list[Any]:
+    """Values in range at the point's resolution, near .5 ties, sentinels, and values that must fail."""
+    if point.type == "string":
+        return [None, "", "EOS", "x" * (2 * point.size), "x" * (2 * point.size + 1), 5]
+    if point.type in ("float32", "float64"):
+        return [None, 0.0, rng.uniform(-1e6, 1e6), 1e39, float("nan"), 7, "7"]
+    if point.type not in _INT_TYPE_BITS:
+        return [None, 1]
+    bits, signed = _INT_TYPE_BITS[point.type]
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    scale = 10.0 ** (sf or 0)
+    small = rng.randint(max(low, -99_999), min(high, 99_999))  # within the float fast path's reach
+    raws = [low, high, low - 1, high + 1, 0, 1, -1, small, -small, rng.randint(low, high)]
+    values: list[Any] = [None, True, "12", float("inf"), float("nan"), 0.25]
+    for raw in raws:
+        values += [raw, raw * scale, round(raw * scale, 10), (raw + 0.5) * scale, (raw + rng.random()) * scale]
+        if sf and sf > 0:  # an int exactly halfway between two raw values: rounds half to even
+            values.append((2 * raw + 1) * 10 ** sf // 2)
+    return values
+
+
+def _random_words(point: Any, rng: random.Random) -> list[int]:
+    """Register contents for a point: its not-implemented words, likely, or random ones."""
+    if rng.random() < 0.3:
+        try:
+            return _encode(point, None, None)
+        except ValueError:
+            return [rng.choice([0, 0xFFFF])] * point.size
+    return [rng.choice([rng.getrandbits(16), 0xFFFF, 0x8000, 0x7FFF, 0, 1]) for _ in range(point.size)]
+
+
+_INT_TYPE_BITS = {"int16": (16, True), "uint16": (16, False), "count": (16, False), "acc16": (16, False),
+                  "enum16": (16, False), "bitfield16": (16, False), "pad": (16, False),
+                  "int32": (32, True), "uint32": (32, False), "acc32": (32, False), "enum32": (32, False),
+                  "bitfield32": (32, False), "ipaddr": (32, False),
+                  "int64": (64, True), "uint64": (64, False), "acc64": (64, False)}
+
+
+def _outcome(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, str]:
+    try:
+        return "ok", repr(fn(*args, **kwargs))
+    except Exception as exc:  # the type and message are what is compared
+        return type(exc).__name__, str(exc)
+
+
+def _reader(words: list[int]) -> Callable[[int, int], list[int]]:
+    return lambda address, count: words[address - 40_000:address - 40_000 + count]
+
+
+def _other_types_image() -> SunSpecImage:
+    """Models with the integer, float and string types the PCS and BMS lack (acc, count, enum32, float32...)."""
+    return SunSpecImage(SunSpecLayout.build([1, 15, 101, 111, 122, 160, 502]), "other")
+
+
+@pytest.mark.parametrize("build", [build_pcs_image, lambda: build_bms_image(N_RACKS), _other_types_image],
+                         ids=["pcs", "bms", "other-types"])
+def test_compiled_codecs_match_the_reference_on_every_point(build: Callable[[], SunSpecImage]) -> None:
+    """``decode``/``read_model`` and ``set``/``set_many`` run compiled plans; ``_decode_reference`` and
+    ``_set_reference`` are the one-point-at-a-time codec they replaced. Both must give the same values
+    (types and float bits included), the same None for sentinels, the same words and the same errors."""
+    rng = random.Random(20251126)
+    fast, ref = build(), build()
+    settable = list(_settable_points(fast))
+    for trial in range(12):
+        # encode: every settable point, one at a time, the same sfs in both images
+        seed = rng.random()
+        _random_sfs(fast, random.Random(seed))
+        _random_sfs(ref, random.Random(seed))
+        assert fast.registers.snapshot() == ref.registers.snapshot()
+        for model_id, point, group in settable:
+            model = fast.layout.model(model_id)
+            sf_def = model.sf_point(point)
+            sf = fast.get(model_id, sf_def.name, group=sf_def.path or None) if sf_def else point.sf
+            for value in _candidate_values(point, sf if isinstance(sf, int) and -10 <= sf <= 10 else 0, rng):
+                got = _outcome(fast.set, model_id, point.name, value, group=group)
+                want = _outcome(ref._set_reference, model_id, point.name, value, group=group)
+                assert got == want, (point.label, value)
+        assert fast.registers.snapshot() == ref.registers.snapshot(), f"trial {trial}"
+        # encode: set_many per group, on odd trials with a bad value in the middle (those before it stick)
+        by_group: dict[tuple[int, Any], list[Any]] = {}
+        for model_id, point, group in settable:
+            by_group.setdefault((model_id, group), []).append(point)
+        for (model_id, group), points in by_group.items():
+            values = {p.name: rng.choice([None, 0, 1]) if p.type != "string" else "ok" for p in points}
+            if len(points) > 2 and trial % 2:
+                bad = points[len(points) // 2]
+                values[bad.name] = 42 if bad.type == "string" else "not a number"
+            want = ("ok", "None")
+            for name, value in values.items():
+                want = _outcome(ref._set_reference, model_id, name, value, group=group)
+                if want[0] != "ok":
+                    break
+            assert _outcome(fast.set_many, model_id, values, group=group) == want, (model_id, group)
+        assert fast.registers.snapshot() == ref.registers.snapshot(), f"trial {trial} set_many"
+        # decode: random words (sentinels likely) with the sfs above, through decode and read_model
+        words = fast.registers.snapshot()
+        for model_id, point, _group in settable:
+            if rng.random() < 0.6:
+                start = fast.layout.model(model_id).address - 40_000 + point.offset
+                words[start:start + point.size] = _random_words(point, rng)
+        client = SunSpecLayout.from_model_chain(_reader(words))
+        assert client.model_ids == fast.layout.model_ids
+        for model in client.models:
+            body = words[model.body_address - 40_000:model.end_address - 40_000]
+            want_decoded = model._decode_reference(body)
+            for decoded in (model.decode(body), model.decode(tuple(body)),
+                            client.read_model(model.model_id, _reader(words))):
+                assert decoded == want_decoded and repr(decoded) == repr(want_decoded), model
+        # words that are not register values take the reference path, errors included
+        model = client.models[1]  # the first after model 1
+        body = words[model.body_address - 40_000:model.end_address - 40_000]
+        for odd in ([*body[:-1], 0x1_0000], [float(w) for w in body], [-1, *body[1:]], [True, *body[1:]]):
+            assert _outcome(model.decode, odd) == _outcome(model._decode_reference, odd)
+
+
+def test_compiled_decode_matches_the_reference_for_every_sunspec_type() -> None:
+    """Client-side decoding of models a SunSpecImage cannot hold (63001, the SunSpec test model, has
+    every type, int64, ipv6addr and constant scale factors included; 11 has an eui48)."""
+    layout = SunSpecLayout.build([1, 63001, 11, 160, 122, 502, 101, 111, 704, (705, {"NCrv": 2, "NPt": 3})])
+    rng = random.Random(63001)
+    for _trial in range(40):
+        for model in layout.models:
+            full = [model.model_id, model.length, *([0] * model.length)]
+            for point in model.iter_points():
+                if point.offset < 2:
+                    continue
+                if point.type == "sunssf":
+                    full[point.offset] = rng.choice([*range(-12, 13), 0x8000]) & 0xFFFF
+                else:
+                    full[point.offset:point.offset + point.size] = _random_words(point, rng)
+            body = full[2:]
+            want = model._decode_reference(body)
+            got = model.decode(body)
+            assert got == want and repr(got) == repr(want), model
+
+
+def test_set_many_on_a_frozen_image_still_validates() -> None:
+    image = build_bms_image(2)
+    image.set_sf(803, "SoC_SF", -1)
+    image.registers.frozen = True
+    before = image.registers.snapshot()
+    image.set_many(803, {"StrSoC": 50.0, "StrNMod": 3}, group="string", index=1)
+    with pytest.raises(ValueError, match=r"803 string\[1\]\.StrSoC"):
+        image.set_many(803, {"StrNMod": 3, "StrSoC": 7000.0}, group="string", index=1)
+    assert image.registers.snapshot() == before
+    image.registers.frozen = False
+    with pytest.raises(ValueError, match=r"7000\.0"):
+        image.set_many(803, {"StrNMod": 3, "StrSoC": 7000.0, "StrSoH": 90}, group="string", index=1)
+    assert image.get(803, "StrNMod", group="string", index=1) == 3
+    assert image.get(803, "StrSoH", group="string", index=1) is None  # after the bad one: not stored
+    image.set_many(803, {})  # nothing to do, not even a model lookup
+    with pytest.raises(SunSpecMapError, match="model 999"):
+        image.set_many(999, {"X": 1})

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeAlias
 
 import sunspec2.device as ss_device
@@ -283,6 +285,182 @@ def _normalise_group(group: GroupSpec, index: int) -> GroupPath:
     return tuple((str(name), int(i)) for name, i in group)
 
 
+# --------------------------------------------------------------------------- compiled codecs (hot path)
+# The functions above are the reference codec, one point at a time. The simulation's fast-forward
+# encodes and decodes whole models on every poll, so each model also compiles flat plans, once: a
+# decode plan per group (offsets, integer kinds, sentinels, where the sf is) and an encoder per point.
+# Only the common cases are handled here; anything else (errors included) goes through the
+# reference functions, so values, None-for-sentinel and error messages stay exactly theirs
+# (tests/test_sunspec_maps.py compares both on every point of the PCS and BMS maps).
+_POW10 = tuple(10 ** k for k in range(SF_MAX + 1))
+_POW10F = tuple(float(10 ** k) for k in range(SF_MAX + 1))
+_FAST_SCALED_LIMIT = 1e8     # |scaled float| below which float arithmetic settles the rounding...
+_FAST_TIE_MARGIN = 0.499999  # ...unless it lands this close to a .5 tie (then Decimal decides)
+_FAST_INT_LIMIT = 10 ** 27   # ints the reference scales exactly at Decimal's default 28 digits
+_SUNSSF_UNSET = int(ss_mb.unimpl_value[ss_mdef.TYPE_SUNSSF])  # -32768
+
+# decode op kinds: 1-, 2- and 4-register integers inline, anything else through _decode_raw / value_from
+_D_U1, _D_I1, _D_U2, _D_I2, _D_U4, _D_I4, _D_RAW, _D_REF = range(8)
+# how a point is scaled: not at all, by a constant exponent, by a sunssf register
+_S_NONE, _S_CONST, _S_REG, _S_REF = range(4)
+# A decode op: (name, kind, offset, sentinel, sf kind, sf constant or sf register offset, point).
+_DecodeOp: TypeAlias = tuple[str, int, int, Any, int, int, PointDef]
+
+
+class _DecodePlan(NamedTuple):
+    """A group instance's compiled decoder: its output keys in order (all None to start with: a
+    point left alone decodes to None), then its points split by kind so the common ones, the
+    1-register integers, run in tight loops, then its child groups."""
+
+    names: tuple[str, ...]
+    plain: tuple[tuple[str, int, int, int], ...]        # 1-register, unscaled: (name, offset, sign bit, sentinel)
+    scaled: tuple[tuple[str, int, int, int, int], ...]  # 1-register, sunssf-scaled: (..., sf offset)
+    other: tuple[_DecodeOp, ...]
+    groups: tuple[tuple[str, tuple[_DecodePlan, ...], bool], ...]  # (name, instance plans, repeating)
+
+
+_NO_SIGN = 1 << 16  # "sign bit" of an unsigned 1-register point: never reached
+
+
+def _registers(words: Any) -> list[int] | None:
+    """``[int(w) for w in words]`` when every word is an integer in 0..0xFFFF (checked and converted
+    in C), else None: the caller converts with int() and checks, as the reference does."""
+    if type(words) is not list and type(words) is not tuple:  # array() would take bytes as raw memory
+        return None
+    try:
+        return array("H", words).tolist()
+    except (TypeError, OverflowError):
+        return None
+
+
+def _run_decode_plan(plan: _DecodePlan, full: list[int], value_from: Callable[[PointDef, Sequence[int]], Value]
+                     ) -> dict[str, Any]:
+    """``ModelLayout._decode_group`` over a compiled plan; ``full`` holds ints in 0..0xFFFF."""
+    out: dict[str, Any] = dict.fromkeys(plan.names)
+    for name, offset, sign, sentinel in plan.plain:
+        value = full[offset]
+        if value >= sign:
+            value -= 0x10000
+        if value != sentinel:
+            out[name] = value
+    for name, offset, sign, sentinel, sf_offset in plan.scaled:
+        value = full[offset]
+        if value >= sign:
+            value -= 0x10000
+        if value == sentinel:
+            continue
+        sf = full[sf_offset]
+        if sf >= 0x8000:
+            sf -= 0x10000
+        if sf == 0:
+            out[name] = value
+        elif 0 < sf <= SF_MAX:
+            out[name] = value * _POW10[sf]
+        elif SF_MIN <= sf < 0:
+            # int / int is correctly rounded, as is Decimal(raw).scaleb(sf) → float (<= 20 digits, exact)
+            out[name] = value / _POW10[-sf]
+        # else: unscalable (the sunssf sentinel included), stays None
+    for name, kind, offset, sentinel, sf_kind, sf_arg, point in plan.other:
+        if kind in (_D_U2, _D_I2):
+            value = (full[offset] << 16) | full[offset + 1]
+            if kind == _D_I2 and value >= 0x80000000:
+                value -= 0x100000000
+            if value == sentinel:
+                continue
+        elif kind in (_D_U4, _D_I4):
+            value = (full[offset] << 48) | (full[offset + 1] << 32) | (full[offset + 2] << 16) | full[offset + 3]
+            if kind == _D_I4 and value >= 0x8000000000000000:
+                value -= 0x10000000000000000
+            if value == sentinel:
+                continue
+        elif kind in (_D_U1, _D_I1):
+            value = full[offset]
+            if kind == _D_I1 and value >= 0x8000:
+                value -= 0x10000
+            if value == sentinel:
+                continue
+        elif kind == _D_RAW:
+            value = _decode_raw(point, full[offset:offset + point.size])
+            if value is None or isinstance(value, str):
+                out[name] = value
+                continue
+        else:
+            out[name] = value_from(point, full)
+            continue
+        if sf_kind == _S_NONE:
+            out[name] = value
+            continue
+        if sf_kind == _S_CONST:
+            sf = sf_arg
+        else:
+            sf = full[sf_arg]
+            if sf >= 0x8000:
+                sf -= 0x10000
+            if not SF_MIN <= sf <= SF_MAX:  # includes the sunssf sentinel -32768
+                continue
+        if sf == 0:
+            out[name] = value
+        elif type(value) is int:
+            out[name] = value * _POW10[sf] if sf > 0 else value / _POW10[-sf]
+        else:
+            out[name] = _apply_sf(value, sf)
+    for name, children, repeating in plan.groups:
+        decoded = [_run_decode_plan(child, full, value_from) for child in children]
+        out[name] = decoded if repeating else decoded[0]
+    return out
+
+
+class _Setter(NamedTuple):
+    """A point's compiled encoder for ``SunSpecImage.set``/``set_many``."""
+
+    point: PointDef
+    address: int                  # register address of the point
+    refuse: str | None            # why ``set`` refuses the point (structural, a scale factor)
+    sf_kind: int                  # _S_NONE / _S_CONST / _S_REG / _S_REF (reference path)
+    sf_arg: int                   # the constant exponent, or the sunssf register's address
+    sf_unset: str                 # the error when that sunssf register holds its sentinel
+    ints: tuple[int, int, int, int, bool] | None  # integer types: (registers, low, high, sentinel, 0 allowed)
+    none_words: tuple[int, ...] | None            # the not-implemented words (None: the reference decides)
+
+
+def _int_words(raw: int, regs: int) -> list[int]:
+    if regs == 1:
+        return [raw & 0xFFFF]
+    if regs == 2:
+        return [(raw >> 16) & 0xFFFF, raw & 0xFFFF]
+    return _int_to_words(raw, regs)
+
+
+def _fast_int_raw(value: Any, sf: int | None) -> int | None:
+    """``_to_raw`` for plain ints and floats when the result is certain; None: ask the reference."""
+    cls = type(value)
+    if cls is int:
+        if not sf:
+            return value
+        if not (SF_MIN <= sf <= SF_MAX and -_FAST_INT_LIMIT < value < _FAST_INT_LIMIT):
+            return None
+        if sf < 0:
+            return value * _POW10[-sf]
+        quotient, remainder = divmod(value, _POW10[sf])  # round half even, exactly
+        twice = 2 * remainder
+        if twice > _POW10[sf] or (twice == _POW10[sf] and quotient & 1):
+            quotient += 1
+        return quotient
+    if cls is float:
+        if not sf:
+            return int(value) if value.is_integer() else None  # nan/inf are not integers
+        if not SF_MIN <= sf <= SF_MAX:
+            return None
+        scaled = value * _POW10F[-sf] if sf < 0 else value / _POW10F[sf]
+        if not -_FAST_SCALED_LIMIT < scaled < _FAST_SCALED_LIMIT:  # also nan
+            return None
+        raw = round(scaled)
+        # The reference rounds the decimal repr(value) * 10^-sf half-even. Below the limit the float
+        # product is within ~2e-8 of it, so away from a .5 tie both round to the same integer.
+        return raw if abs(scaled - raw) <= _FAST_TIE_MARGIN else None
+    return None
+
+
 # --------------------------------------------------------------------------- model layout
 class ModelLayout:
     """One model instance in a map: where it starts, its length L, and its placed points."""
@@ -297,6 +475,9 @@ class ModelLayout:
         # The layout is fixed once built: memoise lookups that every poll repeats.
         self._sf_points: dict[int, PointDef | None] = {}
         self._placed: dict[tuple, PointDef] = {}
+        self._decode_plan: _DecodePlan | None = None  # compiled on first decode
+        self._setters: dict[tuple, _Setter] = {}      # SunSpecImage encoders, by (name, group, index)
+        self._sf_span: tuple[int, int] | None = None  # (first, count) of registers holding sunssf points
 
     @property
     def body_address(self) -> int:
@@ -390,13 +571,14 @@ class ModelLayout:
 
     def point(self, name: str, group: GroupSpec = None, index: int = 0) -> PointDef:
         """A placed point; the error names the group it lives in when ``group`` was forgotten."""
-        key = (name, group, index) if not isinstance(group, list) else None
-        if key is not None and key in self._placed:
+        key = (name, group, index)
+        try:
             return self._placed[key]
-        found = self._find_point(name, group, index)
-        if key is not None:
-            self._placed[key] = found
-        return found
+        except KeyError:
+            found = self._placed[key] = self._find_point(name, group, index)
+            return found
+        except TypeError:  # an unhashable group spec, e.g. a list: look it up every time
+            return self._find_point(name, group, index)
 
     def _find_point(self, name: str, group: GroupSpec, index: int) -> PointDef:
         node = self.group(group, index)
@@ -436,6 +618,42 @@ class ModelLayout:
             node = node.parent
         raise SunSpecMapError(f"{point.label}: scale factor point {point.sf!r} not found")
 
+    def _setter(self, name: str, group: GroupSpec, index: int) -> _Setter:
+        """The compiled encoder of a point (memoised like ``point``)."""
+        key = (name, group, index)
+        try:
+            return self._setters[key]
+        except KeyError:
+            setter = self._setters[key] = self._compile_setter(self.point(name, group, index))
+            return setter
+        except TypeError:  # unhashable group spec
+            return self._compile_setter(self.point(name, group, index))
+
+    def _compile_setter(self, point: PointDef) -> _Setter:
+        structural = not point.path and (point.name in ("ID", "L") or point.name in self.counts)
+        refuse = (f"{point.label} is structural (fixed when the map is built)" if structural else
+                  f"{point.label} is a scale factor: use set_sf" if point.type == ss_mdef.TYPE_SUNSSF else None)
+        sf_kind, sf_arg = self._sf_link(point)
+        sf_def = self.sf_point(point) if sf_kind == _S_REG else None
+        sf_unset = f"{point.label}: its scale factor {sf_def.name} is not set (call set_sf first)" if sf_def else ""
+        ints = None
+        if point.type in _INT_TYPES:
+            low, high, sentinel = _int_range(point.type)
+            ints = (_INT_TYPES[point.type][0], low, high, sentinel, point.type in _ZERO_SENTINEL_TYPES)
+        try:
+            none_words: tuple[int, ...] | None = tuple(_encode(point, None, None))
+        except ValueError:
+            none_words = None
+        return _Setter(point, self.address + point.offset, refuse, sf_kind, sf_arg, sf_unset, ints, none_words)
+
+    def _sunssf_span(self) -> tuple[int, int]:
+        """(address, count) of the registers from the model's first sunssf point to its last."""
+        if self._sf_span is None:
+            addresses = [self.address + p.offset for p in self.iter_points() if p.type == ss_mdef.TYPE_SUNSSF]
+            self._sf_span = ((min(addresses), max(addresses) - min(addresses) + 1) if addresses
+                             else (self.address, 1))
+        return self._sf_span
+
     @property
     def count_points(self) -> set[str]:
         """Points that size repeating groups (fixed once the map is built)."""
@@ -474,11 +692,81 @@ class ModelLayout:
 
     def decode(self, words: Sequence[int]) -> dict[str, Any]:
         """Body words (length L, as read from ``body_address``) → point values, groups nested."""
-        if len(words) != self.length:
+        self._check_body(len(words))
+        body = _registers(words)
+        if body is None:
+            return self._decode_full([self.model_id, self.length, *map(int, words)], checked=False)
+        return self._decode_full([self.model_id, self.length, *body])
+
+    def _check_body(self, count: int) -> None:
+        if count != self.length:
             raise ValueError(f"model {self.model_id}: decode needs the {self.length}-register body, "
-                             f"got {len(words)} registers")
+                             f"got {count} registers")
+
+    def _decode_full(self, full: list[int], checked: bool = True) -> dict[str, Any]:
+        """``decode`` of ``full`` = [ID, L, *body] (ints; ``checked``: known to be in 0..0xFFFF)."""
+        plan = self._decode_plan
+        if plan is None:
+            plan = self._decode_plan = self._compile_group(self._root())
+        if not checked and (min(full) < 0 or max(full) > 0xFFFF):  # not register values: the reference
+            return self._decode_group(self._root(), full)                 # says what happens
+        return _run_decode_plan(plan, full, self.value_from)
+
+    def _decode_reference(self, words: Sequence[int]) -> dict[str, Any]:
+        """``decode`` one point at a time with ``value_from`` (the reference the compiled plan must match)."""
+        self._check_body(len(words))
         full = [self.model_id, self.length, *(int(w) for w in words)]
         return self._decode_group(self._root(), full)
+
+    def _compile_group(self, node: GroupLayout) -> _DecodePlan:
+        names: list[str] = []
+        plain: list[tuple[str, int, int, int]] = []
+        scaled: list[tuple[str, int, int, int, int]] = []
+        other: list[_DecodeOp] = []
+        for name, point in node.points.items():
+            if point.type == ss_mdef.TYPE_PAD:
+                continue
+            names.append(name)
+            op = self._decode_op(name, point)
+            _name, kind, offset, sentinel, sf_kind, sf_arg, _point = op
+            sign = 0x8000 if kind == _D_I1 else _NO_SIGN
+            if kind in (_D_U1, _D_I1) and sf_kind == _S_NONE:
+                plain.append((name, offset, sign, sentinel))
+            elif kind in (_D_U1, _D_I1) and sf_kind == _S_REG:
+                scaled.append((name, offset, sign, sentinel, sf_arg))
+            else:
+                other.append(op)
+        groups = tuple((name, tuple(self._compile_group(child) for child in instances), name in node.repeating)
+                       for name, instances in node.groups.items())
+        return _DecodePlan(tuple(names), tuple(plain), tuple(scaled), tuple(other), groups)
+
+    def _decode_op(self, name: str, point: PointDef) -> _DecodeOp:
+        reference: _DecodeOp = (name, _D_REF, point.offset, None, _S_REF, 0, point)
+        sf_kind, sf_arg = self._sf_link(point)
+        if sf_kind == _S_REF:
+            return reference
+        if sf_kind == _S_REG:
+            sf_arg -= self.address  # the plan indexes model words
+        info = _INT_TYPES.get(point.type)
+        if info is None or point.size != info[0]:
+            return (name, _D_RAW, point.offset, None, sf_kind, sf_arg, point)
+        kind = {(1, False): _D_U1, (1, True): _D_I1, (2, False): _D_U2, (2, True): _D_I2,
+                (4, False): _D_U4, (4, True): _D_I4}[info]
+        return (name, kind, point.offset, ss_mb.unimpl_value[point.type], sf_kind, sf_arg, point)
+
+    def _sf_link(self, point: PointDef) -> tuple[int, int]:
+        """(sf kind, constant exponent or sunssf register address) for the compiled codecs."""
+        if point.sf is None:
+            return _S_NONE, 0
+        if isinstance(point.sf, int):
+            return (_S_CONST, point.sf) if SF_MIN <= point.sf <= SF_MAX else (_S_REF, 0)
+        try:
+            sf_def = self.sf_point(point)
+        except SunSpecMapError:  # the reference raises when (and only when) it needs the value
+            return _S_REF, 0
+        if sf_def is None or sf_def.type != ss_mdef.TYPE_SUNSSF or sf_def.size != 1:
+            return _S_REF, 0
+        return _S_REG, self.address + sf_def.offset
 
     def _decode_group(self, node: GroupLayout, full: Sequence[int]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -625,10 +913,19 @@ class SunSpecLayout:
 
     def read_model(self, model_id: int, read_fn: ReadFn) -> dict[str, Any]:
         """Read a whole model body with ``read_fn`` and decode it."""
-        words: list[int] = []
+        model = self.model(model_id)
+        full = [model.model_id, model.length]  # decode's input, built in place (one int() per word)
+        checked = True
         for address, count in self.read_blocks(model_id):
-            words.extend(int(w) for w in read_fn(address, count))
-        return self.decode(model_id, words)
+            block = read_fn(address, count)
+            words = _registers(block)
+            if words is None:
+                full.extend(map(int, block))
+                checked = False
+            else:
+                full += words
+        model._check_body(len(full) - 2)
+        return model._decode_full(full, checked)
 
     def decode(self, model_id: int, words: Sequence[int]) -> dict[str, Any]:
         """Model body words → ``{point: value}``; repeating groups are lists of dicts by group name."""
@@ -698,6 +995,67 @@ class SunSpecImage:
 
     def set(self, model_id: int, point: str, value: Value, group: GroupSpec = None, index: int = 0) -> None:
         """Store an engineering value (None = not implemented) using the sf currently in the image."""
+        self._set_items(model_id, ((point, value),), group, index)
+
+    def set_many(self, model_id: int, values: Mapping[str, Value], group: GroupSpec = None, index: int = 0) -> None:
+        """``set`` several points of one group (in order: a bad one raises after those before it are stored)."""
+        self._set_items(model_id, values.items(), group, index)
+
+    def _set_items(self, model_id: int, items: Iterable[tuple[str, Value]], group: GroupSpec, index: int) -> None:
+        """``_set_reference`` for each item through the compiled encoders: the sunssf registers are read
+        once (``set`` never writes them) and contiguous points are stored with one ``set_words``."""
+        pending: list[tuple[int, list[int]]] = []
+        model: ModelLayout | None = None
+        sf_first, sf_words = 0, None
+        try:
+            for name, value in items:
+                if model is None:
+                    model = self.layout.model(model_id)
+                point, address, refuse, sf_kind, sf_arg, sf_unset, ints, none_words = model._setter(name, group, index)
+                if refuse is not None:
+                    raise ValueError(refuse)
+                if value is None:
+                    words = list(none_words) if none_words is not None else model.encode(point, None, None)
+                elif sf_kind == _S_REF:
+                    words = model.encode(point, value, self._sf_value(model, point))
+                else:
+                    sf: int | None = None
+                    if sf_kind == _S_CONST:
+                        sf = sf_arg
+                    elif sf_kind == _S_REG:
+                        if sf_words is None:  # peek: the plant's own encoding must not trigger refresh-on-read
+                            sf_first, count = model._sunssf_span()
+                            sf_words = self.registers.peek(sf_first, count)
+                        sf = sf_words[sf_arg - sf_first]
+                        if sf >= 0x8000:
+                            sf -= 0x10000
+                        if sf == _SUNSSF_UNSET:
+                            raise ValueError(sf_unset)
+                    raw = None if ints is None else _fast_int_raw(value, sf)
+                    if raw is None or not ints[1] <= raw <= ints[2] or (raw == ints[3] and not ints[4]):
+                        words = model.encode(point, value, sf)  # the reference: other types, and every error
+                    else:
+                        words = _int_words(raw, ints[0])
+                pending.append((address, words))
+        finally:
+            if pending:
+                self._store(pending)
+
+    def _store(self, pending: list[tuple[int, list[int]]]) -> None:
+        """``set_words`` the encoded points, merging runs of adjacent registers into one call."""
+        pending.sort(key=itemgetter(0))
+        start, run = pending[0][0], list(pending[0][1])
+        for address, words in pending[1:]:
+            if address == start + len(run):
+                run.extend(words)
+            else:
+                self.registers.set_words(start, run)
+                start, run = address, list(words)
+        self.registers.set_words(start, run)
+
+    def _set_reference(self, model_id: int, point: str, value: Value, group: GroupSpec = None,
+                       index: int = 0) -> None:
+        """``set`` one point through the reference codec (what the compiled encoders must match)."""
         model = self.layout.model(model_id)
         placed = model.point(point, group, index)
         if not placed.path and (placed.name in ("ID", "L") or placed.name in model.counts):
@@ -706,11 +1064,6 @@ class SunSpecImage:
             raise ValueError(f"{placed.label} is a scale factor: use set_sf")
         sf = None if value is None or placed.sf is None else self._sf_value(model, placed)
         self.registers.set_words(model.address + placed.offset, model.encode(placed, value, sf))
-
-    def set_many(self, model_id: int, values: Mapping[str, Value], group: GroupSpec = None, index: int = 0) -> None:
-        """``set`` several points of one group."""
-        for point, value in values.items():
-            self.set(model_id, point, value, group, index)
 
     def set_sf(self, model_id: int, sf_point: str, exponent: int | None, group: GroupSpec = None,
                index: int = 0) -> None:
