@@ -257,23 +257,20 @@ class SimSite:
     # --- fault injection ----------------------------------------------------------------------
     def inject(self, fault: str, device: str = "", **params: float | str) -> None:
         if fault in DEVICE_FAULTS:
-            image = self._device(device)
-            if fault == "comms_loss":
-                image.offline = True
-            else:
-                image.frozen = True
+            self._set_device_fault(fault, device, True)
         else:
             self.plant.inject(fault, **params)
 
     def clear(self, fault: str, device: str = "") -> None:
         if fault in DEVICE_FAULTS:
-            image = self._device(device)
-            if fault == "comms_loss":
-                image.offline = False
-            else:
-                image.frozen = False
+            self._set_device_fault(fault, device, False)
         else:
             self.plant.clear(fault)
+
+    def _set_device_fault(self, fault: str, device: str, active: bool) -> None:
+        """comms_loss: the device stops answering; stuck: its registers stop updating."""
+        image = self._device(device)
+        setattr(image, "offline" if fault == "comms_loss" else "frozen", active)
 
     def _device(self, device: str) -> RegisterImage:
         if device not in self.images:

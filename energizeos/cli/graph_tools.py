@@ -72,6 +72,30 @@ def parse_yaml_fields(text: str, what: str) -> dict[str, Any]:
     return data
 
 
+def call_service(srv_type: type, name: str, request: Any, timeout: float, unavailable: str = "") -> Any:
+    """One blocking service call from the CLI; a clear error and exit 1 when it cannot be made."""
+    from rich.console import Console
+
+    from energizeos.runtime.node import ServiceCallError
+
+    console = Console(stderr=True)
+    with cli_node() as (_executor, node):
+        client = node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout):
+            console.print(f"[red]error:[/] {unavailable or f'service {name} is not available'}")
+            raise typer.Exit(1)
+        try:
+            return client.call(request, timeout)
+        except ServiceCallError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+
+
+def print_names(entries: list[tuple[str, list[str]]], show_types: bool) -> None:
+    for name, types in entries:
+        print(f"{name} [{', '.join(types)}]" if show_types else name)
+
+
 def build_message(cls: type[Message], data: dict[str, Any]) -> Message:
     try:
         msg = cls.from_dict(data)

@@ -106,13 +106,11 @@ def node_list() -> None:
 @topic_app.command("list")
 def topic_list(show_types: bool = typer.Option(False, "-t", "--show-types")) -> None:
     """Topics with at least one publisher or subscription."""
-    from energizeos.cli.graph_tools import cli_node, discover
+    from energizeos.cli.graph_tools import cli_node, discover, print_names
 
     with cli_node() as (executor, _):
         discover(executor)
-        topics = executor.graph_topics()
-    for name, types in topics:
-        print(f"{name} [{', '.join(types)}]" if show_types else name)
+        print_names(executor.graph_topics(), show_types)
 
 
 def _topic_type(executor, topic: str, given: str) -> str:
@@ -218,13 +216,11 @@ def topic_hz(
 # --- service ---------------------------------------------------------------------------------
 @service_app.command("list")
 def service_list(show_types: bool = typer.Option(False, "-t", "--show-types")) -> None:
-    from energizeos.cli.graph_tools import cli_node, discover
+    from energizeos.cli.graph_tools import cli_node, discover, print_names
 
     with cli_node() as (executor, _):
         discover(executor)
-        services = executor.graph_services()
-    for name, types in services:
-        print(f"{name} [{', '.join(types)}]" if show_types else name)
+        print_names(executor.graph_services(), show_types)
 
 
 @service_app.command("call")
@@ -238,22 +234,11 @@ def service_call(
     """Call a service with a request built from YAML and print the response."""
     import yaml
 
-    from energizeos.cli.graph_tools import build_message, cli_node, parse_yaml_fields, service_type_or_exit
-    from energizeos.runtime.node import ServiceCallError
+    from energizeos.cli.graph_tools import build_message, call_service, parse_yaml_fields, service_type_or_exit
 
     cls = service_type_or_exit(srv_type)
     request = build_message(cls.Request, parse_yaml_fields(values, "request"))
-    with cli_node() as (_executor, node):
-        client = node.create_client(cls, name)
-        if not client.wait_for_service(timeout):
-            console.print(f"[red]error:[/] service {name} is not available")
-            raise typer.Exit(1)
-        try:
-            response = client.call(request, timeout)
-        except ServiceCallError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-    data = response.to_dict()
+    data = call_service(cls, name, request, timeout).to_dict()
     print(json.dumps(data) if as_json else yaml.safe_dump(data, sort_keys=False).rstrip())
 
 

@@ -45,8 +45,7 @@ def inject(
     """Inject (or clear) a fault in the running simulated plant."""
     import yaml
 
-    from energizeos.cli.graph_tools import cli_node
-    from energizeos.runtime.node import ServiceCallError
+    from energizeos.cli.graph_tools import call_service
     from energizeos_msgs.srv import SimFault
 
     values = {}
@@ -56,16 +55,8 @@ def inject(
             raise typer.BadParameter(f"parameter {item!r} must be KEY=VALUE")
         values[key] = yaml.safe_load(text)
     request = SimFault.Request(fault=fault, device=device, params_json=json.dumps(values), clear=clear)
-    with cli_node() as (_executor, node):
-        client = node.create_client(SimFault, "/sim/inject")
-        if not client.wait_for_service(timeout):
-            console.print("[red]error:[/] /sim/inject is not available: is the simulated site running?")
-            raise typer.Exit(1)
-        try:
-            response = client.call(request, timeout)
-        except ServiceCallError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+    response = call_service(SimFault, "/sim/inject", request, timeout,
+                            "/sim/inject is not available: is the simulated site running?")
     if not response.success:
         console.print(f"[red]error:[/] {response.message}")
         raise typer.Exit(1)
