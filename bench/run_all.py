@@ -97,6 +97,11 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
         s = mb["serve_10hz"]
         rows.append(("plant CPU serving 4 devices at 10 Hz (% of one core)",
                      f"{s['plant_cpu_pct_of_one_core']} %", "< 30 %", s["plant_cpu_pct_of_one_core"] < 30.0))
+    day = results.get("sim_day")
+    if day:
+        for r in day.values():
+            rows.append((f"fast-forward, devices polled at {r['poll_hz']:g} Hz: wall s per plant day",
+                         f"{r['wall_s_per_plant_day']} s ({r['plant_seconds_per_wall_second']:,}x)", "", None))
     return rows
 
 
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "sim_throughput": ("bench_sim_throughput.py", ["--repeat", str(args.repeat)], 30 + 10 * args.repeat),
         "idle_rss": ("bench_idle_rss.py", ["--idle", str(args.idle)], 60 + 8 * args.idle),
         "modbus": ("bench_modbus.py", ["--seconds", str(args.modbus_seconds)], 120 + args.modbus_seconds),
+        "sim_day": ("bench_sim_day.py", ["--hours", "1"], 300),
     }
     results: dict = {}
     errors: dict[str, str] = {}
