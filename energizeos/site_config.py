@@ -52,10 +52,46 @@ class Simulation(_Strict):
     seed: int = 1
 
 
+class Dispatch(_Strict):
+    mode: str = Field("peak_shaving", pattern="^(standby|export_limit|peak_shaving|plan|manual|threshold)$")
+    control_rate_hz: float = Field(1.0, ge=0.1, le=20.0)
+    peak_threshold_kw: float = Field(500.0, ge=0)
+    recharge_below_kw: float = Field(350.0, ge=0)
+    recharge_max_kw: float = Field(250.0, ge=0)
+    recharge_windows: str = "0-6,10-14"
+    export_limit_kw: float = Field(0.0, ge=0)
+    export_margin_kw: float = Field(10.0, ge=0)
+
+
+class SafetyLimits(_Strict):
+    """Arbiter limits (nodes/arbiter_rules.Limits); unset ones keep their documented defaults."""
+
+    meter_watchdog_s: float = Field(1.0, gt=0)
+    bms_watchdog_s: float = Field(2.0, gt=0)
+    relay_watchdog_s: float = Field(1.0, gt=0)
+    pcs_watchdog_s: float = Field(2.0, gt=0)
+    meter_failsafe_s: float = Field(5.0, ge=0)
+    min_site_load_kw: float = Field(100.0, ge=0)
+    soc_min_pct: float = Field(10.0, ge=0, le=100)
+    soc_reserve_pct: float = Field(5.0, ge=0, le=100)
+    soc_max_pct: float = Field(95.0, ge=0, le=100)
+    pcs_rated_kw: float = Field(500.0, gt=0)
+    ramp_kw_per_s: float = Field(250.0, gt=0)
+    export_limit_kw: float = Field(0.0, ge=0)
+    es_delay_s: float = Field(300.0, ge=0)
+    es_ramp_s: float = Field(300.0, ge=0)
+
+
+class Ems(_Strict):
+    dispatch: Dispatch = Dispatch()
+    safety: SafetyLimits = SafetyLimits()
+
+
 class SiteConfig(_Strict):
     site: str = "reference-plant"
     timezone: str = "America/Los_Angeles"
     devices: Devices = Devices()
+    ems: Ems = Ems()
     simulation: Simulation | None = Simulation()
 
 
@@ -75,7 +111,8 @@ def load_site_config(path: str | Path) -> SiteConfig:
 
 
 def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
-    """Parameters of each device node and of the simulated plant, from the site config."""
+    """Parameters of every node the site config describes: the simulated plant (if any), the
+    device nodes, the safety arbiter and the dispatcher."""
     d = config.devices
     params: dict[str, dict] = {}
     if config.simulation is not None:  # first: the devices should exist before their nodes poll
@@ -85,4 +122,6 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
         ports = {f"{name}_port": getattr(d, name).port for name in ("meter", "relay", "bms", "pcs")}
         params["sim_plant"] = {**sim, **ports}
     params.update({f"{name}_node": getattr(d, name).model_dump() for name in ("meter", "relay", "bms", "pcs")})
+    params["safety_arbiter"] = config.ems.safety.model_dump()
+    params["dispatcher"] = {**config.ems.dispatch.model_dump(), "export_limit_kw": config.ems.safety.export_limit_kw}
     return params

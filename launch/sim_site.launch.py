@@ -3,7 +3,7 @@ the graph monitor and the operator UI, configured from one site file.
 
     energizeos launch sim_site [site_config:=config/sim_site.yaml] [ui:=true] [ui_port:=8501]
 
-The safety arbiter, dispatcher and the record-keeping nodes join this file as they land.
+The record-keeping, planning and reporting nodes join this file as they land.
 Shutdown order: the PCS path first (to 0 kW), then the other device nodes, the plant, the UI.
 """
 
@@ -23,7 +23,9 @@ from energizeos.site_config import SiteConfigError, device_node_parameters, load
 
 REPO = Path(__file__).resolve().parents[1]
 UI_APP = str(REPO / "ui" / "app.py")
-SHUTDOWN_ORDER = {"pcs_node": 0, "meter_node": 50, "relay_node": 50, "bms_node": 50, "sim_plant": 150}
+# The PCS path stops first and commands 0 kW on its way out: dispatcher, arbiter, then pcs_node.
+SHUTDOWN_ORDER = {"dispatcher": 0, "safety_arbiter": 5, "pcs_node": 10, "meter_node": 50, "relay_node": 50,
+                  "bms_node": 50, "sim_plant": 150}
 
 
 def site_nodes(context):

@@ -94,6 +94,7 @@ class Plant:
         self._rng = random.Random(cfg.seed)
         self._noise = 0.0
         self.load_kw = self._profile_kw(0.0)
+        self.load_override_kw: float | None = None
         self.pv_kw = 0.0
         # BESS
         self.soc_pct = cfg.initial_soc_pct
@@ -170,7 +171,7 @@ class Plant:
         """LFP-like open-circuit curve plus IR drop (discharge current > 0 lowers it)."""
         s = soc_pct / 100.0
         ocv = 3.0 + 0.25 * s + 0.05 * math.tanh((s - 0.05) * 20) + 0.1 * max(0.0, s - 0.95) * 20
-        return ocv - 0.0008 * current_a / max(1, self.config.n_racks) * 8
+        return ocv - 0.00025 * current_a / max(1, self.config.n_racks)  # ~0.25 mOhm per cell, per rack current
 
     @property
     def dc_voltage(self) -> float:
@@ -284,7 +285,10 @@ class Plant:
         alpha = math.exp(-dt / 60.0)
         sigma = self.config.load_noise_pct / 100.0
         self._noise = alpha * self._noise + math.sqrt(1 - alpha * alpha) * self._rng.gauss(0.0, sigma)
-        self.load_kw = max(0.0, self._profile_kw(self.t_s) * (1.0 + self._noise))
+        if self.load_override_kw is not None:  # a forced load step (scenario tests, commissioning)
+            self.load_kw = self.load_override_kw
+        else:
+            self.load_kw = max(0.0, self._profile_kw(self.t_s) * (1.0 + self._noise))
         self.pv_kw = self._pv_kw(self.t_s)
 
     def _update_pcs(self, dt: float) -> None:
@@ -393,6 +397,8 @@ class Plant:
             self.trip_breaker("EXTERNAL")
         elif fault == "relay_no_86":
             self.relay_latches_86 = False
+        elif fault == "load_step":
+            self.load_override_kw = float(params.get("kw", 150.0))
         elif fault == "voltage_sag":
             self.grid_events.append(GridEvent("voltage", float(params.get("pu", 0.6)),
                                               self.t_s + float(params.get("duration_s", 1.0))))
@@ -423,6 +429,8 @@ class Plant:
             pass  # a trip is cleared by the 86 reset through the relay, as in the field
         elif fault == "relay_no_86":
             self.relay_latches_86 = True
+        elif fault == "load_step":
+            self.load_override_kw = None
         elif fault in ("voltage_sag", "frequency_excursion"):
             kind = "voltage" if fault == "voltage_sag" else "frequency"
             self.grid_events = [e for e in self.grid_events if e.kind != kind]
@@ -430,5 +438,5 @@ class Plant:
             raise ValueError(f"unknown plant fault {fault!r}; known: {', '.join(PLANT_FAULTS)}")
 
 
-PLANT_FAULTS = ("rack_overtemp", "contactor_fault", "pcs_fault", "pcs_ignores_reversion", "ct_polarity",
+PLANT_FAULTS = ("load_step", "rack_overtemp", "contactor_fault", "pcs_fault", "pcs_ignores_reversion", "ct_polarity",
                 "ct_ratio", "pt_fuse", "relay_trip", "relay_no_86", "voltage_sag", "frequency_excursion")

@@ -59,4 +59,58 @@ def test_sim_site_runs_every_node_and_survives_a_device_fault(router, procs, tmp
     tail = proc.lines[mark:]
     assert any("shutdown: PCS commanded to 0 kW" in line for line in tail)
     stopped = [line.split()[2] for line in tail if line.startswith("[launch] stopped")]
-    assert stopped[0] == "pcs_node" and stopped[-1] == "sim_plant"
+    assert stopped[:3] == ["dispatcher", "safety_arbiter", "pcs_node"] and stopped[-1] == "sim_plant"
+
+
+def test_multiprocess_dispatch_fail_safe_and_one_command_authority(router, procs, tmp_path):
+    """Over real Modbus and Zenoh: manual dispatch reaches the PCS, a rogue command is refused by
+    pcs_node, and meter comms loss during discharge drives the fail-safe within the watchdog."""
+    from energizeos.runtime import Node
+    from energizeos.runtime.zenoh_executor import ZenohExecutor
+    from energizeos_msgs.msg import ArbiterDecision, PcsStatus
+
+    ports = {d: free_port() for d in ("meter", "relay", "bms", "pcs")}
+    config = tmp_path / "site.yaml"
+    config.write_text("devices:\n" + "".join(f"  {d}:\n    port: {p}\n" for d, p in ports.items())
+                      + "ems:\n  dispatch:\n    mode: standby\n  safety:\n    es_delay_s: 2\n    es_ramp_s: 2\n"
+                      + "simulation:\n  step_hz: 20\n")
+    proc = Proc([ENERGIZEOS, "launch", "sim_site", f"site_config:={config}", "ui:=false", "--no-router"])
+    procs.append(proc)
+    proc.wait_for_line("enter-service delay complete", timeout=40)
+
+    ex = ZenohExecutor()
+    try:
+        observer = Node("observer", executor=ex)
+        pcs: list[tuple[float, float]] = []
+        decisions: list[tuple[float, ArbiterDecision]] = []
+        observer.create_subscription(PcsStatus, "/bess/pcs/status",
+                                     lambda m: pcs.append((time.monotonic(), m.p_kw)), 100)
+        observer.create_subscription(ArbiterDecision, "/ems/arbiter/decision",
+                                     lambda d: decisions.append((time.monotonic(), d)), 1000)
+        # a known load, so that 200 kW of discharge is well inside the zero-export limit at any hour
+        assert cli("sim", "inject", "load_step", "-p", "kw=600").returncode == 0
+        result = cli("service", "call", "/ems/dispatch/mode", "SetDispatchMode",
+                     "{mode: 4, p_kw: 200.0, user: tester}", "--json")
+        assert result.returncode == 0 and json.loads(result.stdout)["accepted"], result.stdout + result.stderr
+        assert ex._wait_for(lambda: bool(pcs) and abs(pcs[-1][1] - 200.0) < 2.0, 15.0), pcs[-5:]
+
+        rogue = cli("topic", "pub", "/bess/pcs/command", "PcsCommand", "{source: rogue, p_kw: 400.0, enable: true}")
+        assert rogue.returncode == 0
+        proc.wait_for_line("refused PCS command", timeout=10)
+        ex.spin_for(1.0)
+        assert abs(pcs[-1][1] - 200.0) < 2.0  # unchanged by the rogue command
+
+        assert cli("sim", "inject", "comms_loss", "--device", "meter").returncode == 0
+        t_loss = time.monotonic()
+        assert ex._wait_for(lambda: any(t > t_loss and "STALE_METER_FAILSAFE" in d.reason_codes
+                                        for t, d in decisions), 5.0)
+        capped = next(t for t, d in decisions if t > t_loss and "STALE_METER_FAILSAFE" in d.reason_codes)
+        assert ex._wait_for(lambda: bool(pcs) and pcs[-1][0] > capped and pcs[-1][1] <= 101.0, 5.0), pcs[-5:]
+        assert ex._wait_for(lambda: any(t > t_loss and d.granted_kw == 0.0 and "STALE_METER" in d.reason_codes
+                                        for t, d in decisions), 10.0)
+        zero = next(t for t, d in decisions if t > t_loss and "STALE_METER" in d.reason_codes and d.granted_kw == 0)
+        assert capped - t_loss <= 1.5  # noticed within the 1 s meter watchdog (+ one poll)
+        assert zero - t_loss <= 1.0 + 5.0 + 1.5
+    finally:
+        ex.shutdown()
+    assert proc.stop(signal.SIGINT, 40) == 0

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from energizeos.cli import bag as bag_cli
 from energizeos.cli import sim as sim_cli
+from energizeos.cli import simulate as simulate_cli
 
 app = typer.Typer(help="EnergizeOS: energy-management system for C&I battery microgrids.", no_args_is_help=True)
 node_app = typer.Typer(help="Nodes of the running graph.", no_args_is_help=True)
@@ -28,6 +29,7 @@ app.add_typer(service_app, name="service")
 app.add_typer(bag_cli.app, name="bag")
 app.add_typer(msgs_app, name="msgs")
 app.add_typer(sim_cli.app, name="sim")
+app.add_typer(simulate_cli.app, name="simulate")
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,159 @@
+"""dispatcher: turns site goals into /ems/dispatch/request at the control rate (default 1 Hz).
+
+Modes: standby, export_limit (zero export / self-consumption), peak_shaving (TOU-aware recharge),
+plan (follow /ems/plan/active), manual (a named user's set-point), threshold (the OpenEMS-style
+fixed-threshold baseline). A POI reading that shows export, or a drop in site load, sends a new
+request at once instead of waiting for the next period, so export is cleared fast during load
+drops. The safety arbiter decides what is actually done.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from energizeos import runtime
+from energizeos.nodes import dispatch_strategies as strategies
+from energizeos.runtime import Node, ParameterDescriptor, Time, qos_profile_latched
+from energizeos_msgs.msg import DispatchPlan, DispatchRequest, Header, MeterReading, PcsStatus
+from energizeos_msgs.srv import SetDispatchMode
+
+MODES = {"standby": DispatchRequest.MODE_STANDBY, "peak_shaving": DispatchRequest.MODE_PEAK_SHAVING,
+         "export_limit": DispatchRequest.MODE_EXPORT_LIMIT, "plan": DispatchRequest.MODE_PLAN,
+         "manual": DispatchRequest.MODE_MANUAL, "threshold": DispatchRequest.MODE_PEAK_SHAVING}
+GOOD = 0
+
+
+class Dispatcher(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("dispatcher", **kwargs)
+        self.mode = self.declare_parameter("mode", "peak_shaving", ParameterDescriptor(
+            "standby | export_limit | peak_shaving | plan | manual | threshold", choices=tuple(MODES))).value
+        rate = self.declare_parameter("control_rate_hz", 1.0, ParameterDescriptor(
+            "requests per second", min_value=0.1, max_value=20.0)).value
+        self.peak_kw = self.declare_parameter("peak_threshold_kw", 500.0, ParameterDescriptor(
+            "keep POI import under this", min_value=0.0)).value
+        self.recharge_kw = self.declare_parameter("recharge_below_kw", 350.0, ParameterDescriptor(
+            "recharge while the site load stays under this", min_value=0.0)).value
+        self.recharge_max_kw = self.declare_parameter("recharge_max_kw", 250.0, ParameterDescriptor(
+            "largest recharge power", min_value=0.0)).value
+        self.windows = strategies.parse_windows(self.declare_parameter(
+            "recharge_windows", "0-6,10-14", ParameterDescriptor("local hours when recharging is allowed")).value)
+        self.utc_offset_h = self.declare_parameter("utc_offset_h", -8.0, ParameterDescriptor(
+            "site standard time for the recharge windows")).value
+        self.export_limit_kw = self.declare_parameter("export_limit_kw", 0.0).value
+        self.export_margin_kw = self.declare_parameter("export_margin_kw", 10.0, ParameterDescriptor(
+            "import kept at the POI in export_limit mode", min_value=0.0)).value
+        self.baseline_peak_kw = self.declare_parameter("baseline_peak_shaving_kw", 500.0).value
+        self.baseline_recharge_kw = self.declare_parameter("baseline_recharge_kw", 300.0).value
+        self.manual_kw = 0.0
+        self.manual_user = ""
+        self.meter: MeterReading | None = None
+        self.pcs_kw: float | None = None
+        self.plan: DispatchPlan | None = None
+        self.last: DispatchRequest | None = None
+        self._request_id = self.get_clock().now().nanoseconds // 1_000_000 * 1000
+        self.pub = self.create_publisher(DispatchRequest, "/ems/dispatch/request", 10)
+        self.create_subscription(MeterReading, "/site/poi/meter", self.on_meter, 10)
+        self.create_subscription(PcsStatus, "/bess/pcs/status", self.on_pcs, 10)
+        self.create_subscription(DispatchPlan, "/ems/plan/active", self.on_plan, qos_profile_latched)
+        self.create_service(SetDispatchMode, "/ems/dispatch/mode", self.on_set_mode)
+        self.create_timer(1.0 / rate, self.tick)
+
+    def on_pcs(self, msg: PcsStatus) -> None:
+        self.pcs_kw = msg.p_kw if msg.quality == GOOD else None
+
+    def on_plan(self, msg: DispatchPlan) -> None:
+        self.plan = msg
+
+    def on_meter(self, msg: MeterReading) -> None:
+        self.meter = msg if msg.quality == GOOD else None
+        if self.meter is None or self.last is None or self.pcs_kw is None:
+            return
+        # Fast path: export at the POI, or a request that would now export, is acted on at once.
+        exporting = msg.p_kw < -self.export_limit_kw
+        would_export = self.last.p_kw > 0 and strategies.site_load(msg.p_kw, self.pcs_kw) < self.last.p_kw
+        if exporting or would_export:
+            self.tick(urgent=True)
+
+    def compute(self) -> tuple[float, str]:
+        """The request for now from the active mode (standby when inputs are missing)."""
+        if self.mode == "standby":
+            return 0.0, "standby"
+        if self.mode == "manual":
+            return self.manual_kw, f"manual set-point by {self.manual_user or 'configuration'}"
+        if self.meter is None or self.pcs_kw is None or math.isnan(self.meter.p_kw):
+            return 0.0, "no fresh POI or PCS reading: standby"
+        poi, bess = self.meter.p_kw, self.pcs_kw
+        if self.mode == "export_limit":
+            r = strategies.export_limit(poi, bess, self.export_limit_kw, self.export_margin_kw)
+        elif self.mode == "threshold":
+            r = strategies.threshold_baseline(poi, bess, self.baseline_peak_kw, self.baseline_recharge_kw)
+        elif self.mode == "plan":
+            return self._plan_request(poi, bess)
+        else:
+            local = self.get_clock().now().to_datetime() + timedelta(hours=self.utc_offset_h)
+            hour = local.hour + local.minute / 60.0
+            r = strategies.peak_shaving(poi, bess, self.peak_kw, self.recharge_kw,
+                                        strategies.in_windows(hour, self.windows), self.recharge_max_kw)
+        if self.mode != "export_limit":  # every mode keeps the export limit in view
+            load = strategies.site_load(poi, bess)
+            ceiling = load + self.export_limit_kw - self.export_margin_kw
+            if r.p_kw > ceiling:
+                return max(0.0, ceiling), f"{r.reason}; capped at {max(0.0, ceiling):.1f} kW to avoid export"
+        return r.p_kw, r.reason
+
+    def _plan_request(self, poi: float, bess: float) -> tuple[float, str]:
+        plan = self.plan
+        if plan is None:
+            return 0.0, "no active plan: standby"
+        now_s = self.get_clock().now().nanoseconds / 1e9
+        value = strategies.plan_value(list(plan.p_kw), Time.from_msg(plan.start).seconds(), plan.interval_s, now_s)
+        if value is None:
+            return 0.0, f"plan {plan.plan_id} does not cover now: standby"
+        threshold = None
+        if len(plan.peak_threshold_kw):
+            threshold = strategies.plan_value(list(plan.peak_threshold_kw), Time.from_msg(plan.start).seconds(),
+                                              plan.interval_s, now_s)
+        load = strategies.site_load(poi, bess)
+        if threshold is not None and load - value > threshold:  # reality above the forecast: shave the rest
+            value = load - threshold
+        return value, f"plan {plan.plan_id}: {value:+.1f} kW for this interval"
+
+    def tick(self, urgent: bool = False) -> None:
+        p_kw, reason = self.compute()
+        self._request_id += 1
+        msg = DispatchRequest(header=Header(stamp=self.get_clock().now().to_msg(), frame_id="site"),
+                              source=self.get_name(), request_id=self._request_id, mode=MODES[self.mode],
+                              p_kw=float(p_kw), reason=("urgent: " if urgent else "") + reason)
+        self.pub.publish(msg)
+        self.last = msg
+
+    def on_set_mode(self, request: SetDispatchMode.Request,
+                    response: SetDispatchMode.Response) -> SetDispatchMode.Response:
+        names = {v: k for k, v in MODES.items() if k != "threshold"}
+        if request.mode not in names:
+            response.accepted, response.message = False, f"unknown mode {request.mode}; modes: {names}"
+            return response
+        if not request.user.strip():
+            response.accepted, response.message = False, "a mode change must name the user who asks"
+            return response
+        if not math.isfinite(request.p_kw):
+            response.accepted, response.message = False, "p_kw must be a number"
+            return response
+        self.mode = names[request.mode]
+        self.manual_kw, self.manual_user = request.p_kw, request.user
+        self.get_logger().warning(f"mode set to {self.mode} by {request.user!r}"
+                                  + (f" at {request.p_kw:.1f} kW" if self.mode == "manual" else ""))
+        self.tick()
+        response.accepted, response.message = True, f"mode {self.mode}"
+        return response
+
+
+def main(args: list[str] | None = None) -> None:
+    runtime.init(args=args)
+    node = Dispatcher()
+    try:
+        runtime.spin(node)
+    finally:
+        runtime.shutdown()
