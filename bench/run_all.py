@@ -97,6 +97,10 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
         s = mb["serve_10hz"]
         rows.append(("plant CPU serving 4 devices at 10 Hz (% of one core)",
                      f"{s['plant_cpu_pct_of_one_core']} %", "< 30 %", s["plant_cpu_pct_of_one_core"] < 30.0))
+    lat2 = results.get("control_latency")
+    if lat2:
+        rows.append((f"meter at dispatcher -> PcsCommand out of arbiter median / p99 (n={lat2['samples']})",
+                     f"{_ms(lat2['median_ms'])} / {_ms(lat2['p99_ms'])}", "p99 <= 20 ms", lat2["goal"]["met"]))
     day = results.get("sim_day")
     if day:
         for r in day.values():
@@ -148,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "idle_rss": ("bench_idle_rss.py", ["--idle", str(args.idle)], 60 + 8 * args.idle),
         "modbus": ("bench_modbus.py", ["--seconds", str(args.modbus_seconds)], 120 + args.modbus_seconds),
         "sim_day": ("bench_sim_day.py", ["--hours", "1"], 300),
+        "control_latency": ("bench_control_latency.py", ["--seconds", "30"], 180),
     }
     results: dict = {}
     errors: dict[str, str] = {}

@@ -55,6 +55,7 @@ class Simulation(_Strict):
 class Dispatch(_Strict):
     mode: str = Field("peak_shaving", pattern="^(standby|export_limit|peak_shaving|plan|manual|threshold)$")
     control_rate_hz: float = Field(1.0, ge=0.1, le=20.0)
+    event_driven: bool = False  # also a request on every POI reading
     peak_threshold_kw: float = Field(500.0, ge=0)
     recharge_below_kw: float = Field(350.0, ge=0)
     recharge_max_kw: float = Field(250.0, ge=0)

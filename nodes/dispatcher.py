@@ -44,6 +44,8 @@ class Dispatcher(Node):
         self.export_limit_kw = self.declare_parameter("export_limit_kw", 0.0).value
         self.export_margin_kw = self.declare_parameter("export_margin_kw", 10.0, ParameterDescriptor(
             "import kept at the POI in export_limit mode", min_value=0.0)).value
+        self.event_driven = self.declare_parameter("event_driven", False, ParameterDescriptor(
+            "also send a request on every POI reading (control at the meter rate)")).value
         self.baseline_peak_kw = self.declare_parameter("baseline_peak_shaving_kw", 500.0).value
         self.baseline_recharge_kw = self.declare_parameter("baseline_recharge_kw", 300.0).value
         self.manual_kw = 0.0
@@ -75,6 +77,8 @@ class Dispatcher(Node):
         would_export = self.last.p_kw > 0 and strategies.site_load(msg.p_kw, self.pcs_kw) < self.last.p_kw
         if exporting or would_export:
             self.tick(urgent=True)
+        elif self.event_driven:
+            self.tick()
 
     def compute(self) -> tuple[float, str]:
         """The request for now from the active mode (standby when inputs are missing)."""
