@@ -123,7 +123,7 @@ class PcsNode(SunSpecDeviceNode):
             reason = f"source {cmd.source!r} is not {self.command_source!r}, the only command authority"
         elif age_s > self.max_command_age_s:
             reason = f"command is {age_s:.2f} s old (limit {self.max_command_age_s} s)"
-        elif math.isnan(self.rated_kw) or abs(cmd.p_kw) > self.rated_kw:  # rating unknown until first read
+        elif cmd.p_kw != 0.0 and (math.isnan(self.rated_kw) or abs(cmd.p_kw) > self.rated_kw):  # 0 kW: always
             reason = f"{cmd.p_kw:.1f} kW is outside the PCS rating ±{self.rated_kw} kW"
         if reason:
             self.refused_commands += 1
@@ -142,7 +142,8 @@ class PcsNode(SunSpecDeviceNode):
 
     def write_setpoint(self, p_kw: float, enable: bool, reversion_s: float) -> bool:
         if self.layout is None:
-            self.get_logger().error("cannot write a set-point: the PCS has not been read yet")
+            self.get_logger().warning("cannot write a set-point yet: the PCS has not been read",
+                                      throttle_duration_sec=10.0)
             return False
         writes = []
         if reversion_s > 0 and reversion_s != self._written_reversion_s:

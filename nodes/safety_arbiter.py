@@ -130,7 +130,8 @@ class SafetyArbiter(Node):
         self._publish_decision(decision, decision_id, ArbiterDecision.KIND_DISPATCH,
                                self.request.request_id if self.request else 0,
                                self.request.source if self.request else "", header)
-        if self.last_decision is None or self.last_decision.reasons != decision.reasons:
+        codes = [r.code for r in decision.reasons]
+        if self.last_decision is None or [r.code for r in self.last_decision.reasons] != codes:
             text = "; ".join(r.text for r in decision.reasons) or "granted"
             self.get_logger().info(f"decision {decision_id}: {decision.requested_kw:.1f} -> "
                                    f"{decision.granted_kw:.1f} kW ({text})")

@@ -18,7 +18,9 @@ STALE_AFTER_S = 5.0
 SITE_TOPICS = {"/site/poi/meter": "energizeos_msgs/msg/MeterReading",
                "/site/poi/relay": "energizeos_msgs/msg/RelayStatus",
                "/bess/bms/status": "energizeos_msgs/msg/BmsStatus",
-               "/bess/pcs/status": "energizeos_msgs/msg/PcsStatus"}
+               "/bess/pcs/status": "energizeos_msgs/msg/PcsStatus",
+               "/ems/arbiter/decision": "energizeos_msgs/msg/ArbiterDecision"}
+OUTCOME = {0: "granted", 1: "clipped", 2: "refused"}
 
 
 @st.cache_resource
@@ -31,6 +33,7 @@ view = graph_view()
 view.watch("/ems/graph/health", "energizeos_msgs/msg/GraphHealth", latched=True)
 for topic, type_name in SITE_TOPICS.items():
     view.watch(topic, type_name)
+view.watch("/ems/arbiter/interlocks", "energizeos_msgs/msg/InterlockState", latched=True)
 QUALITY = {0: "good", 1: "INVALID", 2: "STALE"}
 BREAKER = {0: "OPEN", 1: "closed", 2: "UNKNOWN"}
 
@@ -68,6 +71,19 @@ def live_site() -> None:
     bms = view.sample("/bess/bms/status")
     ready = "—" if bms is None else ("ready" if bms.data["permissive"] else "NOT READY")
     cols[4].metric("BMS permissive", ready)
+
+    decision = view.sample("/ems/arbiter/decision")
+    if decision is not None:
+        d = decision.data
+        why = "; ".join(d["reason_texts"]) or "within every limit"
+        st.markdown(f"**Safety arbiter** — requested {d['requested_kw']:.1f} kW, "
+                    f"**{OUTCOME.get(d['outcome'], '?')} {d['granted_kw']:.1f} kW**: {why}")
+    interlocks = view.sample("/ems/arbiter/interlocks")
+    if interlocks is not None:
+        # colored text, not emoji: the edge PC's browser may have no emoji font
+        lamps = [f"{':green[● OK]' if p['ok'] else ':red[● NO]'} `{p['name']}` {p['value']}"
+                 for p in interlocks.data["permissives"]]
+        st.caption("Interlock chain: " + " · ".join(lamps))
 
 
 @st.fragment(run_every=2.0)
