@@ -69,6 +69,7 @@ class RelayIn:
     frequency_hz: float
     good: bool
     received_ns: int
+    elements_active: bool = False  # a protection element is picked up (the fault is still there)
 
 
 @dataclass(frozen=True)
@@ -218,12 +219,15 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
     if request != request_kw:
         reasons.append(Reason("REQUEST_INVALID", f"requested {request_kw} kW is not a number: 0 kW"))
 
+    # A non-finite request was replaced by 0 kW above, but it is still not "granted as asked".
+    refused_outcome = REFUSED if request_kw != 0 else GRANTED
+
     def refuse(code: str, text: str) -> Decision:
-        return Decision(request_kw, 0.0, REFUSED if request != 0 else GRANTED, (*reasons, Reason(code, text)))
+        return Decision(request_kw, 0.0, refused_outcome, (*reasons, Reason(code, text)))
 
     def refuse_all(found: list[Reason]) -> Decision:
         # every broken link is named, not just the first: the record must explain the whole refusal
-        return Decision(request_kw, 0.0, REFUSED if request != 0 else GRANTED, (*reasons, *found))
+        return Decision(request_kw, 0.0, refused_outcome, (*reasons, *found))
 
     # 1. freshness
     stale = []
@@ -240,6 +244,8 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
     low, high = -limits.pcs_rated_kw, limits.pcs_rated_kw
     meter = state.meter
     meter_age = _age_s(meter and meter.received_ns, now_ns)
+    if meter is not None and meter.good and not math.isfinite(meter.p_kw):
+        return refuse("METER_INVALID", f"POI meter reports P = {meter.p_kw} kW as good: 0 kW")
     meter_ok = meter is not None and meter.good and meter_age <= limits.meter_watchdog_s
     if not meter_ok:
         if meter_age > limits.meter_watchdog_s + limits.meter_failsafe_s or meter is None:
@@ -266,6 +272,8 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
         broken.append(Reason("BMS_CONTACTORS_OPEN", "BMS DC contactors open"))
     if not bms.permissive:
         broken.append(Reason("BMS_NOT_READY", "BMS permissive is off"))
+    if not math.isfinite(bms.soc_pct):
+        broken.append(Reason("BMS_SOC_INVALID", f"BMS reports SOC {bms.soc_pct}"))
     if broken:
         return refuse_all([*broken[:-1], Reason(broken[-1].code, broken[-1].text + ": 0 kW")])
     volts = bms.dc_voltage_v if math.isfinite(bms.dc_voltage_v) and bms.dc_voltage_v > 0 else 0.0
@@ -354,6 +362,10 @@ def decide_breaker(state: SiteState, action: int, requested_by: str, limits: Lim
     if action == RESET:
         if not relay_fresh:
             return Decision(0.0, 0.0, REFUSED, (Reason("STALE_RELAY", "relay data not fresh: reset refused"),))
+        assert relay is not None
+        if relay.elements_active:
+            return Decision(0.0, 0.0, REFUSED, (Reason("ELEMENT_PICKED_UP",
+                                                       "a protection element is still picked up: reset refused"),))
         return Decision(0.0, 0.0, GRANTED, (Reason("RESET", f"86 reset requested by {requested_by}"),))
     if action != CLOSE:
         return Decision(0.0, 0.0, REFUSED, (Reason("UNKNOWN_ACTION", f"unknown breaker action {action}"),))
@@ -365,7 +377,7 @@ def decide_breaker(state: SiteState, action: int, requested_by: str, limits: Lim
             reasons.append(Reason(link.name.upper().replace(".", "_"), f"{link.name} is not satisfied ({link.value})"))
     if not grid_in_window(relay, limits):
         reasons.append(Reason("GRID_OUT_OF_WINDOW", "grid V/f outside the enter-service window: close refused"))
-    if state.pcs is not None and abs(state.pcs.p_kw) > 1.0:
+    if state.pcs is not None and not (math.isfinite(state.pcs.p_kw) and abs(state.pcs.p_kw) <= 1.0):
         reasons.append(Reason("PCS_NOT_AT_ZERO", f"PCS at {state.pcs.p_kw:.1f} kW: must be at 0 kW to close"))
     if reasons:
         return Decision(0.0, 0.0, REFUSED, tuple(reasons))

@@ -47,15 +47,17 @@ def peak_shaving(poi_kw: float, bess_kw: float, threshold_kw: float, recharge_be
 
 
 def threshold_baseline(poi_kw: float, bess_kw: float, peak_shaving_kw: float, recharge_kw: float) -> Request:
-    """The fixed-threshold baseline of OpenEMS's Controller.Symmetric.PeakShaving: discharge above
-    ``peakShavingPower``, charge below ``rechargePower``, otherwise idle. Kept as a benchmark."""
-    if poi_kw >= peak_shaving_kw:
-        p = poi_kw + bess_kw - peak_shaving_kw
-        return Request(p, f"POI {poi_kw:.1f} kW >= peakShavingPower {peak_shaving_kw:.0f} kW")
-    if poi_kw <= recharge_kw:
-        p = poi_kw + bess_kw - recharge_kw
-        return Request(p, f"POI {poi_kw:.1f} kW <= rechargePower {recharge_kw:.0f} kW")
-    return Request(0.0, "POI between rechargePower and peakShavingPower: idle")
+    """The fixed-threshold baseline of OpenEMS's Controller.Symmetric.PeakShaving: on the grid power
+    without the ESS (meter + ESS), discharge above ``peakShavingPower``, charge below
+    ``rechargePower``, otherwise idle. Kept as a benchmark."""
+    load = site_load(poi_kw, bess_kw)
+    if load >= peak_shaving_kw:
+        p = load - peak_shaving_kw
+        return Request(p, f"grid without ESS {load:.1f} kW >= peakShavingPower {peak_shaving_kw:.0f} kW")
+    if load <= recharge_kw:
+        p = load - recharge_kw
+        return Request(p, f"grid without ESS {load:.1f} kW <= rechargePower {recharge_kw:.0f} kW")
+    return Request(0.0, "grid without ESS between rechargePower and peakShavingPower: idle")
 
 
 def plan_value(p_kw: list[float], start_s: float, interval_s: float, now_s: float) -> float | None:

@@ -81,14 +81,24 @@ class Dispatcher(Node):
             self.tick()
 
     def compute(self) -> tuple[float, str]:
-        """The request for now from the active mode (standby when inputs are missing)."""
+        """The request for now from the active mode, with every discharge capped against export."""
         if self.mode == "standby":
             return 0.0, "standby"
+        if self.meter is None or self.pcs_kw is None or not math.isfinite(self.meter.p_kw):
+            if self.mode == "manual":
+                return self.manual_kw, f"manual set-point by {self.manual_user or 'configuration'}"
+            return 0.0, "no fresh POI or PCS reading: standby"
+        p_kw, reason = self._mode_request(self.meter.p_kw, self.pcs_kw)
+        if p_kw > 0 and self.mode != "export_limit":  # every discharge keeps the export limit in view
+            ceiling = max(0.0, strategies.site_load(self.meter.p_kw, self.pcs_kw) + self.export_limit_kw
+                          - self.export_margin_kw)
+            if p_kw > ceiling:
+                return ceiling, f"{reason}; capped at {ceiling:.1f} kW to avoid export"
+        return p_kw, reason
+
+    def _mode_request(self, poi: float, bess: float) -> tuple[float, str]:
         if self.mode == "manual":
             return self.manual_kw, f"manual set-point by {self.manual_user or 'configuration'}"
-        if self.meter is None or self.pcs_kw is None or math.isnan(self.meter.p_kw):
-            return 0.0, "no fresh POI or PCS reading: standby"
-        poi, bess = self.meter.p_kw, self.pcs_kw
         if self.mode == "export_limit":
             r = strategies.export_limit(poi, bess, self.export_limit_kw, self.export_margin_kw)
         elif self.mode == "threshold":
@@ -100,11 +110,6 @@ class Dispatcher(Node):
             hour = local.hour + local.minute / 60.0
             r = strategies.peak_shaving(poi, bess, self.peak_kw, self.recharge_kw,
                                         strategies.in_windows(hour, self.windows), self.recharge_max_kw)
-        if self.mode != "export_limit":  # every mode keeps the export limit in view
-            load = strategies.site_load(poi, bess)
-            ceiling = load + self.export_limit_kw - self.export_margin_kw
-            if r.p_kw > ceiling:
-                return max(0.0, ceiling), f"{r.reason}; capped at {max(0.0, ceiling):.1f} kW to avoid export"
         return r.p_kw, r.reason
 
     def _plan_request(self, poi: float, bess: float) -> tuple[float, str]:

@@ -10,6 +10,7 @@ service, /ems/breaker/request, checked against the whole chain and answered with
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from energizeos import runtime
@@ -71,18 +72,19 @@ class SafetyArbiter(Node):
 
     # --- inputs -------------------------------------------------------------------------------
     def on_meter(self, msg: MeterReading) -> None:
-        if msg.quality == GOOD:
+        if msg.quality == GOOD and math.isfinite(msg.p_kw):
             meter = rules.MeterIn(msg.p_kw, True, self._now())
         else:  # keep the time of the last good reading: the watchdog runs from there
             old = self.state.meter
-            meter = rules.MeterIn(old.p_kw if old else float("nan"), False, old.received_ns if old else 0)
+            never = -(10**18)  # never good: older than any watchdog, even in a simulation that starts at 0
+            meter = rules.MeterIn(old.p_kw if old else float("nan"), False, old.received_ns if old else never)
         self.state = replace(self.state, meter=meter)
         self.decide_and_command()  # the export limit acts on every fresh POI reading
 
     def on_relay(self, msg: RelayStatus) -> None:
         closed = {RelayStatus.BREAKER_CLOSED: True, RelayStatus.BREAKER_OPEN: False}.get(msg.breaker_state)
         relay = rules.RelayIn(closed, msg.trip, msg.lockout_86, msg.close_permissive, msg.voltage_pu,
-                              msg.frequency_hz, msg.quality == GOOD, self._now())
+                              msg.frequency_hz, msg.quality == GOOD, self._now(), bool(msg.active_elements))
         es = rules.update_enter_service(self.state.enter_service, relay, self.limits, self._now())
         if es.in_service_since_ns is not None and self.state.enter_service.in_service_since_ns is None:
             self.get_logger().info("IEEE 1547 enter-service delay complete: ramping in")

@@ -11,7 +11,7 @@ import math
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from energizeos.nodes import arbiter_rules as rules
@@ -32,7 +32,7 @@ from energizeos.nodes.arbiter_rules import (
 NAN, INF = math.nan, math.inf
 OPEN, CLOSE, RESET = 0, 1, 2  # BreakerRequest.ACTION_*
 DEFAULTS = Limits()
-PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def codes(decision: rules.Decision) -> list[str]:
@@ -61,126 +61,211 @@ def tol(*values: float) -> float:
 # --------------------------------------------------------------------------------------------
 # strategies
 # --------------------------------------------------------------------------------------------
-def likely(value: bool) -> st.SearchStrategy[bool]:
-    """Mostly ``value`` (the healthy case, which shrinking also prefers), sometimes the other."""
-    return st.sampled_from([value] * 5 + [not value])
-
-
-ODD = [NAN, INF, -INF, 0.0, -0.0, 1e308, -1e308]
-
-
-def number(low: float, high: float) -> st.SearchStrategy[float]:
-    return st.one_of(st.floats(low, high), st.sampled_from(ODD))
-
-
-def ages(watchdog_s: float, *more: float) -> st.SearchStrategy[float]:
-    """Ages around the watchdog (just under, at, just over), mostly fresh."""
-    edges = [0.0, 0.1, watchdog_s / 2, watchdog_s - 1e-3, watchdog_s, watchdog_s + 1e-3, watchdog_s + 1.0,
-             10 * watchdog_s, 1e6, *more]
-    return st.one_of(st.floats(0.0, watchdog_s), st.sampled_from(edges), st.floats(0.0, 3 * watchdog_s + 10))
-
-
 def received(now_ns: int, age_s: float) -> int:
     return now_ns - round(age_s * NS)
 
 
-@st.composite
-def limits_st(draw) -> Limits:
-    return Limits(
-        meter_failsafe_s=draw(st.sampled_from([5.0, 0.0, 2.0])),
-        min_site_load_kw=draw(st.sampled_from([100.0, 0.0, 40.0])),
-        pcs_rated_kw=draw(st.sampled_from([500.0, 100.0, 2000.0])),
-        ramp_kw_per_s=draw(st.sampled_from([250.0, 0.0, 10.0])),
-        export_limit_kw=draw(st.sampled_from([0.0, 50.0, 300.0])),
-        export_margin_kw=draw(st.sampled_from([5.0, 0.0, 20.0])),
-        es_ramp_s=draw(st.sampled_from([300.0, 0.0, 60.0])),
-    )
+# A case is a healthy site (every reading fresh and good, every permissive on, in service) with a list
+# of perturbations applied: an empty list is the healthy site; each perturbation breaks one thing or
+# sets one field to an edge value (stale ages around each watchdog, NaN/inf, out-of-range SOC, ...).
+ODD = [NAN, INF, -INF, 0.0, -0.0, 1e308, -1e308, 5e-324]
+WATCHDOGS = {"meter": DEFAULTS.meter_watchdog_s, "relay": DEFAULTS.relay_watchdog_s,
+             "bms": DEFAULTS.bms_watchdog_s, "pcs": DEFAULTS.pcs_watchdog_s}
+
+
+def stale_ages(component: str) -> st.SearchStrategy[float]:
+    """Ages around the watchdog (just under, at, just over) and far beyond; for the meter also around
+    the end of the fail-safe stage. (-0.5: a reading stamped in the future.)"""
+    w = WATCHDOGS[component]
+    edges = [0.0, w - 1e-3, w, w + 1e-3, w + 1.0, 10 * w, 1e6, -0.5]
+    if component == "meter":
+        end = w + DEFAULTS.meter_failsafe_s
+        edges += [end - 1e-3, end, end + 1e-3, w + 2.0]
+    return st.one_of(st.sampled_from(edges), st.floats(0.0, 3 * w + 10))
+
+
+def odd(*more: float, low: float = -1e4, high: float = 1e4) -> st.SearchStrategy[float]:
+    return st.one_of(st.sampled_from([*ODD, *more]), st.floats(low, high))
+
+
+def field(component: str, name: str, values: st.SearchStrategy) -> st.SearchStrategy[tuple[str, str, object]]:
+    return st.tuples(st.just(component), st.just(name), values)
+
+
+FLOOR = DEFAULTS.soc_min_pct + DEFAULTS.soc_reserve_pct
+PERTURBATIONS = st.one_of(
+    field("request", "p_kw", odd(1e300, -1e300, 100.0, -100.0, low=-3000, high=3000)),
+    st.tuples(st.sampled_from(["meter", "relay", "bms", "pcs"]), st.just("missing"), st.none()),
+    *(field(c, "age", stale_ages(c)) for c in WATCHDOGS),
+    st.tuples(st.sampled_from(["meter", "relay", "bms", "pcs"]), st.just("good"), st.just(False)),
+    field("relay", "breaker_closed", st.sampled_from([False, None])),
+    field("relay", "trip", st.just(True)),
+    field("relay", "lockout_86", st.just(True)),
+    field("relay", "close_permissive", st.just(False)),
+    field("relay", "voltage_pu", odd(0.917, 1.05, 0.9169, 1.0501, low=0.8, high=1.2)),
+    field("relay", "frequency_hz", odd(59.5, 60.1, 59.49, 60.11, low=59.0, high=61.0)),
+    field("bms", "permissive", st.just(False)),
+    field("bms", "contactors_closed", st.just(False)),
+    field("bms", "fault", st.just(True)),
+    field("bms", "soc_pct", st.one_of(
+        st.sampled_from([0.0, 100.0, DEFAULTS.soc_min_pct, FLOOR, FLOOR + 1e-9, DEFAULTS.soc_max_pct,
+                         DEFAULTS.soc_max_pct - 1e-9, -5.0, 120.0, NAN, INF, -INF]),
+        st.floats(allow_nan=False), st.floats(0.0, FLOOR + 1), st.floats(DEFAULTS.soc_max_pct - 1, 100.0))),
+    field("bms", "max_charge_a", odd(low=-100, high=500)),
+    field("bms", "max_discharge_a", odd(low=-100, high=500)),
+    field("bms", "dc_voltage_v", odd(low=-800, high=1000)),
+    field("meter", "p_kw", odd(low=-3000, high=300)),
+    field("pcs", "p_kw", odd(low=-2000, high=2000)),
+    field("es", "state", st.sampled_from(["out", "waiting", "ramping"])),
+    # the last grant is always a finite number (test_granted_is_finite_and_within_pcs_rating)
+    field("state", "last_granted_kw", st.one_of(st.sampled_from([0.0, -0.0, 500.0, -500.0, 1e6, -1e6]),
+                                                st.floats(-3000, 3000))),
+    field("state", "last_decision_ns", st.sampled_from([None, 0, NS, -NS, 30 * NS])),  # relative to now
+    field("limits", "meter_failsafe_s", st.sampled_from([0.0, 2.0])),
+    field("limits", "min_site_load_kw", st.sampled_from([0.0, 40.0])),
+    field("limits", "pcs_rated_kw", st.sampled_from([100.0, 2000.0])),
+    field("limits", "ramp_kw_per_s", st.sampled_from([0.0, 10.0])),
+    field("limits", "export_limit_kw", st.sampled_from([50.0, 300.0])),
+    field("limits", "export_margin_kw", st.sampled_from([0.0, 20.0])),
+    field("limits", "es_ramp_s", st.sampled_from([0.0, 60.0])),
+)
+
+
+def one_of_fields(*fields: tuple[str, str, st.SearchStrategy]) -> st.SearchStrategy:
+    return st.one_of(*(field(c, n, v) for c, n, v in fields))
+
+
+# Perturbations a property always applies (on top of the random ones), so its subject is always exercised.
+STALENESS = st.one_of(
+    *(field(c, "age", stale_ages(c)) for c in WATCHDOGS),
+    st.tuples(st.sampled_from(["meter", "relay", "bms", "pcs"]), st.sampled_from(["missing", "good"]),
+              st.just(False)),
+)
+METER_STALENESS = st.one_of(field("meter", "age", stale_ages("meter")),
+                            field("meter", "good", st.just(False)), field("meter", "missing", st.none()))
+LOW_SITE_LOAD = field("meter", "p_kw", st.floats(-300.0, 300.0))
+SOC_EDGES = field("bms", "soc_pct", st.one_of(
+    st.floats(FLOOR - 2, FLOOR + 2), st.floats(DEFAULTS.soc_max_pct - 2, DEFAULTS.soc_max_pct + 2),
+    st.sampled_from([FLOOR, DEFAULTS.soc_max_pct, -5.0, 120.0])))
+BMS_LIMITS = one_of_fields(("bms", "max_charge_a", odd(low=-100, high=500)),
+                           ("bms", "max_discharge_a", odd(low=-100, high=500)),
+                           ("bms", "dc_voltage_v", odd(low=-800, high=1000)))
+SERVICE = field("es", "state", st.sampled_from(["out", "waiting", "ramping", "ramping", "in"]))
+BROKEN_LINK = one_of_fields(
+    ("relay", "breaker_closed", st.sampled_from([False, None])), ("relay", "trip", st.just(True)),
+    ("relay", "lockout_86", st.just(True)), ("bms", "permissive", st.just(False)),
+    ("bms", "contactors_closed", st.just(False)), ("bms", "fault", st.just(True)),
+    ("relay", "age", stale_ages("relay")), ("bms", "age", stale_ages("bms")),
+    ("relay", "good", st.just(False)), ("bms", "good", st.just(False)), ("relay", "missing", st.none()),
+    ("bms", "missing", st.none()))
+PCS_NEAR_ZERO = st.one_of(field("pcs", "p_kw", st.sampled_from([0.0, 0.5, -1.0, 1.0, -0.0, NAN, 1.5, -2.0, 100.0])),
+                          field("pcs", "missing", st.none()))
+CLOSE_LINKS = one_of_fields(
+    ("relay", "trip", st.just(True)), ("relay", "lockout_86", st.just(True)),
+    ("relay", "close_permissive", st.just(False)), ("relay", "breaker_closed", st.sampled_from([False, None])),
+    ("relay", "voltage_pu", odd(0.917, 1.05, 0.9169, 1.0501, low=0.9, high=1.07)),
+    ("relay", "frequency_hz", odd(59.5, 60.1, 59.49, 60.11, low=59.3, high=60.3)),
+    ("bms", "soc_pct", st.one_of(st.sampled_from([DEFAULTS.soc_min_pct, DEFAULTS.soc_max_pct, NAN, 9.99, 95.01]),
+                                 st.floats(0.0, 100.0))),
+    ("bms", "permissive", st.just(False)), ("bms", "contactors_closed", st.just(False)),
+    ("bms", "fault", st.just(True)), ("pcs", "good", st.just(False)), ("pcs", "age", stale_ages("pcs")),
+    *((c, "age", stale_ages(c)) for c in WATCHDOGS),
+    *((c, "good", st.just(False)) for c in ("meter", "relay", "bms")),
+    *((c, "missing", st.none()) for c in ("meter", "relay", "bms")))
 
 
 @st.composite
-def meter_st(draw, now_ns: int, limits: Limits) -> MeterIn | None:
-    if draw(st.sampled_from([False] * 8 + [True])):
-        return None
-    w = limits.meter_watchdog_s
-    age = draw(ages(w, w + limits.meter_failsafe_s - 1e-3, w + limits.meter_failsafe_s,
-                    w + limits.meter_failsafe_s + 1e-3))
-    return MeterIn(draw(number(-3000, 3000)), draw(likely(True)), received(now_ns, age))
+def case_st(draw, always: tuple[st.SearchStrategy, ...] = (), perturbations: st.SearchStrategy = PERTURBATIONS,
+            max_perturbations: int = 4) -> tuple[SiteState, float, Limits, int]:
+    now = draw(st.sampled_from([1_000 * NS, 1_700_000_000 * NS + 123_456_789]))
+    ages = {c: draw(st.floats(0.0, w)) for c, w in WATCHDOGS.items()}
+    parts: dict[str, dict] = {
+        "meter": {"p_kw": draw(st.floats(20.0, 3000.0)), "good": True},
+        "relay": {"breaker_closed": True, "trip": False, "lockout_86": False, "close_permissive": True,
+                  "voltage_pu": draw(st.floats(0.917, 1.05)), "frequency_hz": draw(st.floats(59.5, 60.1)),
+                  "good": True},
+        "bms": {"soc_pct": draw(st.floats(20.0, 90.0)), "permissive": True, "contactors_closed": True,
+                "fault": False, "max_charge_a": draw(st.floats(50.0, 1000.0)),
+                "max_discharge_a": draw(st.floats(50.0, 1000.0)), "dc_voltage_v": draw(st.floats(600.0, 1000.0)),
+                "good": True},
+        "pcs": {"p_kw": draw(st.floats(-600.0, 600.0)), "good": True},
+    }
+    request = draw(st.one_of(st.floats(1.0, 3000.0), st.floats(-3000.0, -1.0)))
+    last_granted = draw(st.floats(-600.0, 600.0))
+    last_decision = draw(st.one_of(st.integers(now - 10 * NS, now), st.none()))
+    es_kind = draw(st.sampled_from(["in", "ramping"]))
+    limit_changes: dict[str, float] = {}
+    missing: set[str] = set()
+    changes = [draw(s) for s in always] + draw(st.lists(perturbations, max_size=max_perturbations))
+    for component, name, value in changes:
+        if component == "request":
+            request = value
+        elif component == "state":
+            if name == "last_granted_kw":
+                last_granted = value
+            else:
+                last_decision = None if value is None else now - value
+        elif component == "es":
+            es_kind = value
+        elif component == "limits":
+            limit_changes[name] = value
+        elif name == "missing":
+            missing.add(component)
+        elif name == "age":
+            ages[component] = value
+        else:
+            parts[component][name] = value
+    limits = replace(DEFAULTS, **limit_changes)
+    if es_kind == "out":
+        es = EnterService()
+    elif es_kind == "waiting":
+        es = EnterService(now - round(draw(st.floats(0, limits.es_delay_s - 1e-3)) * NS), None)
+    else:
+        since = draw(st.floats(0, limits.es_ramp_s) if es_kind == "ramping" else st.floats(limits.es_ramp_s, 1e5))
+        es = EnterService(now - round((since + limits.es_delay_s) * NS), now - round(since * NS))
+    readings = {}
+    for component, cls in (("meter", MeterIn), ("relay", RelayIn), ("bms", BmsIn), ("pcs", PcsIn)):
+        if component not in missing:
+            readings[component] = cls(**parts[component], received_ns=received(now, ages[component]))
+    state = SiteState(**readings, last_granted_kw=last_granted, last_decision_ns=last_decision, enter_service=es)
+    return state, request, limits, now
 
 
-@st.composite
-def relay_st(draw, now_ns: int, limits: Limits) -> RelayIn | None:
-    if draw(st.sampled_from([False] * 8 + [True])):
-        return None
-    return RelayIn(
-        breaker_closed=draw(st.sampled_from([True] * 6 + [False, None])),
-        trip=draw(likely(False)),
-        lockout_86=draw(likely(False)),
-        close_permissive=draw(likely(True)),
-        voltage_pu=draw(st.one_of(st.floats(0.9, 1.07), st.sampled_from([0.917, 1.05, 1.0, NAN, 0.0, INF]))),
-        frequency_hz=draw(st.one_of(st.floats(59.3, 60.3), st.sampled_from([59.5, 60.1, 60.0, NAN, 0.0]))),
-        good=draw(likely(True)),
-        received_ns=received(now_ns, draw(ages(limits.relay_watchdog_s))),
-    )
+# --------------------------------------------------------------------------------------------
+# a healthy site for the table-driven tests and explicit examples
+# --------------------------------------------------------------------------------------------
+NOW = 10_000 * NS
+RECENT = NOW - NS // 10  # 0.1 s old
+HEALTHY = SiteState(
+    meter=MeterIn(400.0, True, RECENT),
+    relay=RelayIn(True, False, False, True, 1.0, 60.0, True, RECENT),
+    bms=BmsIn(50.0, True, True, False, 1000.0, 1000.0, 800.0, True, RECENT),  # 800 kW each way
+    pcs=PcsIn(0.0, True, RECENT),
+    enter_service=EnterService(NOW - 1000 * NS, NOW - 600 * NS),  # in service, ramp complete
+)
 
 
-@st.composite
-def bms_st(draw, now_ns: int, limits: Limits) -> BmsIn | None:
-    if draw(st.sampled_from([False] * 8 + [True])):
-        return None
-    soc = draw(st.one_of(st.floats(-10, 110), st.sampled_from([
-        0.0, 100.0, limits.soc_min_pct, limits.soc_min_pct + limits.soc_reserve_pct, limits.soc_max_pct, NAN]),
-        st.floats(allow_nan=False)))
-    return BmsIn(
-        soc_pct=soc,
-        permissive=draw(likely(True)),
-        contactors_closed=draw(likely(True)),
-        fault=draw(likely(False)),
-        max_charge_a=draw(number(-100, 3000)),
-        max_discharge_a=draw(number(-100, 3000)),
-        dc_voltage_v=draw(st.one_of(st.floats(-10, 1500), st.sampled_from([800.0, 0.0, -800.0, NAN, INF]))),
-        good=draw(likely(True)),
-        received_ns=received(now_ns, draw(ages(limits.bms_watchdog_s))),
-    )
+def healthy(**changes) -> SiteState:
+    """HEALTHY with parts replaced: ``bms={'soc_pct': 15}`` edits a reading, other keys set fields."""
+    state = HEALTHY
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            value = replace(getattr(state, key), **value)
+        state = replace(state, **{key: value})
+    return state
 
 
-@st.composite
-def pcs_st(draw, now_ns: int, limits: Limits) -> PcsIn | None:
-    if draw(st.sampled_from([False] * 8 + [True])):
-        return None
-    return PcsIn(draw(number(-2000, 2000)), draw(likely(True)),
-                 received(now_ns, draw(ages(limits.pcs_watchdog_s))))
+def refreshed(state: SiteState, now: int) -> SiteState:
+    """The relay, BMS and PCS readings received at ``now`` (the meter left as it is)."""
+    return replace(state, relay=replace(state.relay, received_ns=now), bms=replace(state.bms, received_ns=now),
+                   pcs=replace(state.pcs, received_ns=now))
 
 
-@st.composite
-def enter_service_st(draw, now_ns: int, limits: Limits) -> EnterService:
-    kind = draw(st.sampled_from(["in", "in", "ramping", "waiting", "out"]))
-    if kind == "out":
-        return EnterService()
-    if kind == "waiting":
-        return EnterService(now_ns - round(draw(st.floats(0, limits.es_delay_s)) * NS), None)
-    since = draw(st.floats(0, 3 * limits.es_ramp_s) if kind == "ramping" else st.floats(limits.es_ramp_s, 1e5))
-    in_service = now_ns - round(since * NS)
-    return EnterService(in_service - round(limits.es_delay_s * NS), in_service)
+def ago(seconds: float) -> int:
+    return NOW - round(seconds * NS)
 
 
-@st.composite
-def case_st(draw) -> tuple[SiteState, float, Limits, int]:
-    now_ns = draw(st.sampled_from([1_000 * NS, 1_700_000_000 * NS + 123_456_789]))
-    limits = draw(limits_st())
-    last_decision = draw(st.one_of(st.none(), st.sampled_from([now_ns, now_ns + NS]),
-                                   st.integers(now_ns - 10 * NS, now_ns)))
-    state = SiteState(
-        meter=draw(meter_st(now_ns, limits)),
-        relay=draw(relay_st(now_ns, limits)),
-        bms=draw(bms_st(now_ns, limits)),
-        pcs=draw(pcs_st(now_ns, limits)),
-        last_granted_kw=draw(st.one_of(st.floats(-3000, 3000), st.sampled_from([0.0, 500.0, -500.0]))),
-        last_decision_ns=last_decision,
-        enter_service=draw(enter_service_st(now_ns, limits)),
-    )
-    request = draw(st.one_of(st.floats(-3000, 3000), st.floats(), st.sampled_from(
-        [0.0, -0.0, NAN, INF, -INF, 1e300, -1e300, 5e-324, 100.0, -100.0])))
-    return state, request, limits, now_ns
+BREAKER_HEALTHY = healthy(relay={"breaker_closed": False})  # the close case: breaker open, all else healthy
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +282,7 @@ def test_granted_is_finite_and_within_pcs_rating(case):
 
 
 @PROPERTY
-@given(case_st())
+@given(case_st(always=(BMS_LIMITS,)))
 def test_granted_within_bms_current_limits_at_present_dc_voltage(case):
     state, request, limits, now = case
     d = rules.decide(state, request, limits, now)
@@ -212,7 +297,7 @@ def test_granted_within_bms_current_limits_at_present_dc_voltage(case):
 
 
 @PROPERTY
-@given(case_st())
+@given(case_st(always=(SOC_EDGES,)))
 def test_soc_window_no_discharge_at_floor_no_charge_at_ceiling(case):
     state, request, limits, now = case
     d = rules.decide(state, request, limits, now)
@@ -225,8 +310,11 @@ def test_soc_window_no_discharge_at_floor_no_charge_at_ceiling(case):
         assert d.granted_kw >= 0.0, f"charging {d.granted_kw} kW at SOC {soc} %"
 
 
+RECENT_DECISION = field("state", "last_decision_ns", st.integers(0, 2 * NS))  # this long before now
+
+
 @PROPERTY
-@given(case_st())
+@given(case_st(always=(RECENT_DECISION,)))
 def test_ramp_limits_increases_of_magnitude_only(case):
     state, request, limits, now = case
     d = rules.decide(state, request, limits, now)
@@ -254,7 +342,7 @@ def test_decrease_toward_zero_is_never_delayed(case, elapsed_s):
 
 
 @PROPERTY
-@given(case_st())
+@given(case_st(always=(BROKEN_LINK,)))
 def test_nothing_dispatched_without_the_bms_and_relay_permissives(case):
     state, request, limits, now = case
     d = rules.decide(state, request, limits, now)
@@ -269,7 +357,8 @@ def test_nothing_dispatched_without_the_bms_and_relay_permissives(case):
 
 
 @PROPERTY
-@given(case_st())
+@given(case_st(always=(LOW_SITE_LOAD,)))
+@example((healthy(meter={"p_kw": INF}), 100.0, DEFAULTS, NOW))  # found by the search: see test_infinite_poi_...
 def test_predicted_poi_never_exports_beyond_the_limit(case):
     state, request, limits, now = case
     d = rules.decide(state, request, limits, now)
@@ -290,7 +379,7 @@ def test_predicted_poi_never_exports_beyond_the_limit(case):
 
 
 @PROPERTY
-@given(case_st())
+@given(case_st(always=(st.one_of(STALENESS, METER_STALENESS),)))
 def test_stale_or_missing_inputs_fail_safe(case):
     state, request, limits, now = case
     d = rules.decide(state, request, limits, now)
@@ -313,7 +402,7 @@ def test_stale_or_missing_inputs_fail_safe(case):
 
 
 @PROPERTY
-@given(case_st())
+@given(case_st(always=(SERVICE,)))
 def test_enter_service_delay_and_ramp(case):
     state, request, limits, now = case
     d = rules.decide(state, request, limits, now)
@@ -345,6 +434,7 @@ def test_outcome_is_consistent_with_the_granted_power(case):
 
 @PROPERTY
 @given(case_st(), st.sampled_from([NAN, INF, -INF]))
+@example((SiteState(), 0.0, DEFAULTS, NOW), NAN)
 def test_non_finite_request_is_never_granted(case, request):
     """A NaN/inf request is 0 kW, flagged REQUEST_INVALID, and never reported as GRANTED: also when an
     interlock refuses it (BUG: the refusal paths report GRANTED for a non-finite request)."""
@@ -367,35 +457,6 @@ def test_decide_is_deterministic(case):
 # --------------------------------------------------------------------------------------------
 # decide(): table-driven cycle tests
 # --------------------------------------------------------------------------------------------
-NOW = 10_000 * NS
-RECENT = NOW - NS // 10  # 0.1 s old
-HEALTHY = SiteState(
-    meter=MeterIn(400.0, True, RECENT),
-    relay=RelayIn(True, False, False, True, 1.0, 60.0, True, RECENT),
-    bms=BmsIn(50.0, True, True, False, 1000.0, 1000.0, 800.0, True, RECENT),  # 800 kW each way
-    pcs=PcsIn(0.0, True, RECENT),
-    enter_service=EnterService(NOW - 1000 * NS, NOW - 600 * NS),  # in service, ramp complete
-)
-
-
-def healthy(**changes) -> SiteState:
-    """HEALTHY with parts replaced: ``bms={'soc_pct': 15}`` edits a reading, other keys set fields."""
-    state = HEALTHY
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            value = replace(getattr(state, key), **value)
-        state = replace(state, **{key: value})
-    return state
-
-
-def refreshed(state: SiteState, now: int) -> SiteState:
-    """The relay, BMS and PCS readings received at ``now`` (the meter left as it is)."""
-    return replace(state, relay=replace(state.relay, received_ns=now), bms=replace(state.bms, received_ns=now),
-                   pcs=replace(state.pcs, received_ns=now))
-
-
-def ago(seconds: float) -> int:
-    return NOW - round(seconds * NS)
 
 
 CYCLES = [
@@ -542,6 +603,15 @@ def test_nan_soc_allows_no_dispatch():
         assert d.outcome == REFUSED and d.reasons
 
 
+def test_infinite_poi_reading_allows_no_discharge():
+    """BUG (defence in depth): a fresh 'good' POI reading of +inf kW makes the export cap infinite, so
+    decide() discharges as if the site load were unbounded; NaN and -inf already give a 0 kW cap. (The
+    meter node marks |P| > max_abs_kw invalid, so this needs a bad reading to get past it.)"""
+    for p_kw in (INF, NAN, -INF):
+        d = rules.decide(healthy(meter={"p_kw": p_kw}), 100.0, DEFAULTS, NOW)
+        assert d.granted_kw <= 0.0, f"POI {p_kw} kW: granted {d.granted_kw} kW"
+
+
 def test_refused_non_finite_request_is_not_reported_as_granted():
     """BUG (minimal): a NaN request refused by a stale input comes back as OUTCOME_GRANTED."""
     d = rules.decide(SiteState(), NAN, DEFAULTS, NOW)
@@ -593,16 +663,14 @@ def close_allowed(state: SiteState, requested_by: str, limits: Limits, now: int)
     )
 
 
-requesters = st.sampled_from(["operator", "", "   ", "j.smith", "\t"])
+requesters = st.sampled_from(["operator", "j.smith", "operator", "", "   ", "\t"])
 
 
 @st.composite
 def breaker_case_st(draw):
-    state, _request, limits, now = draw(case_st())
-    if draw(st.booleans()):  # PCS at or near 0 kW, so the rest of the chain decides
-        pcs = draw(st.one_of(st.none(), st.builds(PcsIn, st.sampled_from([0.0, 0.5, -1.0, 1.0, NAN, 1.5]),
-                                                  st.booleans(), st.just(now))))
-        state = replace(state, pcs=pcs)
+    """A healthy site with the PCS at or near 0 kW (or no PCS reading) and up to three links broken."""
+    state, _request, limits, now = draw(case_st(always=(PCS_NEAR_ZERO,), perturbations=CLOSE_LINKS,
+                                                max_perturbations=3))
     return state, limits, now
 
 
@@ -614,8 +682,13 @@ def test_open_is_always_granted(case, requested_by):
     assert d.outcome == GRANTED and codes(d) == ["OPEN"]
 
 
-@PROPERTY
+# the minimal failing case, so the NaN bug below is found on every run (the search finds it only sometimes)
+NAN_PCS_CLOSE = (healthy(relay={"breaker_closed": False}, pcs={"p_kw": NAN}), DEFAULTS, NOW)
+
+
+@settings(PROPERTY, max_examples=400)
 @given(breaker_case_st(), requesters)
+@example(NAN_PCS_CLOSE, "operator")
 def test_close_granted_only_with_the_whole_chain(case, requested_by):
     state, limits, now = case
     d = rules.decide_breaker(state, CLOSE, requested_by, limits, now)
@@ -645,8 +718,6 @@ def test_reset_needs_a_named_requester_and_fresh_relay_data(case, requested_by):
     if named and relay_fresh and not state.relay.trip:
         assert d.outcome == GRANTED
 
-
-BREAKER_HEALTHY = healthy(relay={"breaker_closed": False})  # the close case: breaker open, all else healthy
 
 BREAKER_ROWS = [
     ("healthy close", BREAKER_HEALTHY, CLOSE, "operator", GRANTED, ["CLOSE"]),
@@ -702,12 +773,14 @@ def test_close_refused_when_pcs_power_is_not_a_number():
     assert d.outcome == REFUSED
 
 
-def test_reset_refused_while_the_trip_is_still_asserted():
-    """BUG (docstring vs code): decide_breaker's docstring says an 86 reset 'needs a named person and no
-    protection element picked up', but a reset is granted while the relay still asserts its trip."""
-    d = rules.decide_breaker(healthy(relay={"breaker_closed": False, "trip": True, "lockout_86": True}), RESET,
-                             "operator", DEFAULTS, NOW)
-    assert d.outcome == REFUSED
+def test_reset_refused_while_a_protection_element_is_picked_up():
+    """An 86 reset needs a named person and no protection element picked up (the fault is gone);
+    the latched trip output itself is what the reset clears."""
+    tripped = {"breaker_closed": False, "trip": True, "lockout_86": True}
+    d = rules.decide_breaker(healthy(relay={**tripped, "elements_active": True}), RESET, "operator", DEFAULTS, NOW)
+    assert d.outcome == REFUSED and d.reasons[0].code == "ELEMENT_PICKED_UP"
+    d = rules.decide_breaker(healthy(relay=tripped), RESET, "operator", DEFAULTS, NOW)
+    assert d.outcome == GRANTED
 
 
 # --------------------------------------------------------------------------------------------
