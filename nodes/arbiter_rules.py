@@ -6,6 +6,7 @@
    dispatch. A stale POI meter is the fail-safe case: for ``meter_failsafe_s`` after the
    watchdog, discharge is capped at ``min_site_load_kw`` (the documented lowest load of the
    site, so the site cannot export whatever the load does) and charging stops; after that, 0 kW.
+   A meter reading flagged good that is not a number is invalid data: 0 kW.
 2. Relay: breaker known and closed, no trip, no 86 lockout.
 3. BMS: permissive, contactors closed, no fault; its current limits become power limits at the
    present DC voltage.
