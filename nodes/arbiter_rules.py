@@ -245,9 +245,9 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
     low, high = -limits.pcs_rated_kw, limits.pcs_rated_kw
     meter = state.meter
     meter_age = _age_s(meter and meter.received_ns, now_ns)
-    if meter is not None and meter.good and not math.isfinite(meter.p_kw):
-        return refuse("METER_INVALID", f"POI meter reports P = {meter.p_kw} kW as good: 0 kW")
     meter_ok = meter is not None and meter.good and meter_age <= limits.meter_watchdog_s
+    if meter_ok and not math.isfinite(meter.p_kw):  # type: ignore[union-attr]
+        return refuse("METER_INVALID", f"POI meter reports P = {meter.p_kw} kW as good: 0 kW")  # type: ignore[union-attr]
     if not meter_ok:
         if meter_age > limits.meter_watchdog_s + limits.meter_failsafe_s or meter is None:
             return refuse("STALE_METER", f"POI meter data not fresh for {meter_age:.1f} s: 0 kW (fail-safe)")
@@ -322,7 +322,9 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
     if meter_ok and state.pcs is not None:
         assert meter is not None
         site_load = meter.p_kw + state.pcs.p_kw
-        export_cap = max(0.0, site_load + limits.export_limit_kw - limits.export_margin_kw)
+        # an unknown site load (a PCS reading that is not a number) allows no discharge at all
+        export_cap = max(0.0, site_load + limits.export_limit_kw - limits.export_margin_kw) \
+            if math.isfinite(site_load) else 0.0
         if export_cap < high:
             high = export_cap
             if request > export_cap:
