@@ -62,7 +62,6 @@ class Site:
 def build_site(dispatcher_params: dict | None = None, arbiter_params: dict | None = None,
                load_kw: float | None = None) -> Site:
     ex = SimExecutor(start=START)
-    # Device nodes are created before the plant so their on-shutdown writes reach it.
     plant_params = {"serve_modbus": False, "step_hz": 20.0}
     plant = SimPlant(executor=ex, parameter_overrides=plant_params)
     images = plant.site.images
