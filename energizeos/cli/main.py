@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from energizeos.cli import audit as audit_cli
 from energizeos.cli import bag as bag_cli
 from energizeos.cli import sim as sim_cli
 from energizeos.cli import simulate as simulate_cli
@@ -30,6 +31,7 @@ app.add_typer(bag_cli.app, name="bag")
 app.add_typer(msgs_app, name="msgs")
 app.add_typer(sim_cli.app, name="sim")
 app.add_typer(simulate_cli.app, name="simulate")
+app.add_typer(audit_cli.app, name="audit")
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

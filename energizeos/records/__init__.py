@@ -1,0 +1,1 @@
+"""Records: the database (SQLite by default, PostgreSQL by URL) and the tamper-evident audit chain."""
