@@ -31,11 +31,6 @@ from energizeos.runtime.zenoh_executor import ZenohExecutor
 from energizeos_msgs.msg import ArbiterDecision, DispatchRequest, PcsCommand
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -90,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no matched request -> command pairs: the graph did not run")
         return 1
     result = {"samples": len(latencies), "median_ms": round(statistics.median(latencies), 3),
-              "p90_ms": round(percentile(latencies, 0.9), 3), "p99_ms": round(percentile(latencies, 0.99), 3),
+              "p90_ms": round(common.percentile(sorted(latencies), 90), 3),
+              "p99_ms": round(common.percentile(sorted(latencies), 99), 3),
               "max_ms": round(max(latencies), 3), "requests": len(requests), "decisions": len(decisions)}
     result["goal"] = {"p99_ms_max": 20.0, "met": result["p99_ms"] <= 20.0}
     print(f"meter reading at dispatcher -> PcsCommand out of arbiter: median {result['median_ms']} ms, "

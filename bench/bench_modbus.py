@@ -43,10 +43,6 @@ def poll(link: ModbusTcpLink, reads: list[tuple[int, int]]) -> None:
         link.read(address, count)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -84,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 poll(links[d], reads[d])
                 samples.append((time.perf_counter() - t) * 1e3)
             rtt[d] = {"requests_per_poll": len(reads[d]), "registers": sum(c for _a, c in reads[d]),
-                      "median_ms": round(statistics.median(samples), 3), "p99_ms": round(percentile(samples, 0.99), 3),
+                      "median_ms": round(statistics.median(samples), 3),
+                      "p99_ms": round(common.percentile(sorted(samples), 99), 3),
                       "max_ms": round(max(samples), 3), "polls": len(samples)}
 
         proc = psutil.Process(plant.pid)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from energizeos.yaml_file import read_yaml
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -98,12 +99,7 @@ class SiteConfig(_Strict):
 
 def load_site_config(path: str | Path) -> SiteConfig:
     path = Path(path)
-    if not path.is_file():
-        raise SiteConfigError(f"site config {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SiteConfigError(f"site config {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "site config", SiteConfigError)
     try:
         return SiteConfig.model_validate(data)
     except ValidationError as exc:

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from energizeos.runtime.parameters import ParameterError
+from energizeos.yaml_file import read_yaml
 
 
 @dataclass
@@ -75,12 +76,7 @@ def parse_ros_args(argv: list[str] | None) -> RosArgs:
 
 def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
     """ROS 2 parameter YAML: ``node_name: {ros__parameters: {...}}`` (node may be '/**')."""
-    if not path.is_file():
-        raise ParameterError(f"parameter file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"parameter file {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "parameter file", ParameterError)
     if not isinstance(data, dict):
         raise ParameterError(f"parameter file {path}: top level must map node names to sections")
     out: dict[str, dict[str, Any]] = {}
