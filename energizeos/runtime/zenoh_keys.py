@@ -49,7 +49,7 @@ def split_data_key(key: str) -> tuple[str, str]:
 
 
 def sender_type(key: str, expected_type: str) -> str:
-    """The publisher's type as the subscription judges it ('' never: always named)."""
+    """The publisher's type, read from the key; a different definition of the same type is named as such."""
     type_name, digest = split_data_key(key)
     if type_name == expected_type and digest != _hash_for(expected_type):
         return f"{type_name} with a different definition ({digest[:20]}...)"
