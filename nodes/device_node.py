@@ -3,9 +3,9 @@ publish STALE (with NaN, never invented values) when no fresh sample exists, rec
 
 from __future__ import annotations
 
-import json
 import math
 
+from energizeos.nodes.conditions import DEVICE_ALARMS_TOPIC, ConditionReporter
 from energizeos.nodes.device_link import InMemoryLink, LinkError, ModbusTcpLink, RegisterLink
 from energizeos.runtime import Node, ParameterDescriptor
 from energizeos_msgs.msg import Alarm, Header
@@ -13,7 +13,7 @@ from energizeos_msgs.msg import Alarm, Header
 QUALITY_GOOD, QUALITY_INVALID, QUALITY_STALE = 0, 1, 2
 NAN = math.nan
 COMMS_LOSS_AFTER = 3  # consecutive failed polls before the comms-loss alarm
-DEVICE_ALARMS_TOPIC = "/ems/device_alarms"  # conditions detected by device nodes; the alarm manager registers them
+__all__ = ["DEVICE_ALARMS_TOPIC", "DeviceNode"]
 
 
 class DeviceNode(Node):
@@ -25,8 +25,7 @@ class DeviceNode(Node):
     def __init__(self, name: str, *, default_port: int, default_poll_hz: float, link: RegisterLink | None = None,
                  **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.alarm_pub = self.create_publisher(Alarm, DEVICE_ALARMS_TOPIC, 50)
-        self.active_conditions: dict[str, Alarm] = {}
+        self.conditions = ConditionReporter(self)
         host = self.declare_parameter("host", "127.0.0.1", ParameterDescriptor("device IP address")).value
         port = self.declare_parameter("port", default_port, ParameterDescriptor(
             "Modbus TCP port", min_value=1, max_value=65535)).value
@@ -83,21 +82,7 @@ class DeviceNode(Node):
     def set_condition(self, code: str, active: bool, priority: int = Alarm.PRIORITY_MEDIUM, message: str = "",
                       evidence: dict | None = None) -> None:
         """Publish a raise when a condition starts and a clear when it ends (never a flood)."""
-        if active == (code in self.active_conditions):
-            return
-        if active:
-            alarm = Alarm(header=self.header(self.get_name()), code=code, source=self.get_name(),
-                          priority=priority, event=Alarm.EVENT_RAISE, state=Alarm.STATE_ACTIVE_UNACKED,
-                          message=message, evidence_json=json.dumps(evidence or {}, sort_keys=True))
-            self.active_conditions[code] = alarm
-            self.get_logger().warning(f"{code}: {message}")
-        else:
-            raised = self.active_conditions.pop(code)
-            alarm = Alarm(header=self.header(self.get_name()), code=code, source=self.get_name(),
-                          priority=raised.priority, event=Alarm.EVENT_CLEAR, state=Alarm.STATE_CLEARED_UNACKED,
-                          message=f"cleared: {raised.message}", evidence_json=raised.evidence_json)
-            self.get_logger().info(f"{code} cleared")
-        self.alarm_pub.publish(alarm)
+        self.conditions.set(code, active, priority, message, evidence)
 
     def poll_device(self) -> None:
         raise NotImplementedError

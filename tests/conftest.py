@@ -97,3 +97,26 @@ def start_node(procs: list[Proc], name: str, *params: str) -> Proc:
     proc = Proc(cmd)
     procs.append(proc)
     return proc
+
+
+# --- databases: every storage test runs on SQLite and on a real PostgreSQL server ------------------
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One real PostgreSQL server for the session (127.0.0.1, temp dir, stopped by PID at the end)."""
+    from energizeos.records.scratch_postgres import ScratchPostgres
+
+    server = ScratchPostgres().start()
+    yield server
+    server.stop()
+
+
+_db_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.db'}"
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"test_{os.getpid()}_{next(_db_counter)}")

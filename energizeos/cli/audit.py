@@ -14,25 +14,31 @@ def verify(
     db: str = typer.Option("", "--db", help="Database URL (default: $ENERGIZEOS_DB_URL or the SQLite file)."),
     expect_head: str = typer.Option("", help="Head hash recorded elsewhere (a report, a witness): also "
                                              "catches a rewritten or truncated tail."),
+    rows: bool = typer.Option(True, "--rows/--chain-only", help="Also recompute every sealed record row "
+                                                                 "(commands, decisions, alarm transitions)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Walk the chain; exit 1 naming the first broken entry."""
+    """Walk the chain, then the rows it seals; exit 1 naming the first broken entry or row."""
     from sqlmodel import Session
 
     from energizeos.records import audit
     from energizeos.records.db import init_db, make_engine
+    from energizeos.records.writer import verify_sealed_rows
 
     engine = make_engine(db or None)
     init_db(engine)
     with Session(engine) as session:
         result = audit.verify(session)
+        problem = verify_sealed_rows(session) if rows and result.ok else None
     ok = result.ok and (not expect_head or result.head_hash == expect_head)
-    reason = result.reason
+    reason, broken = result.reason, result.broken_seq
     if result.ok and not ok:
         reason = f"the chain ends at {result.head_hash[:16]}..., not at the expected head {expect_head[:16]}..."
+    if ok and problem is not None:
+        ok, reason, broken = False, problem.reason, problem.audit_seq
     if as_json:
         print(json.dumps({"ok": ok, "checked": result.checked, "head_hash": result.head_hash,
-                          "broken_seq": result.broken_seq, "reason": reason}))
+                          "broken_seq": broken, "reason": reason}))
     elif ok:
         print(f"audit chain intact: {result.checked} entries, head {result.head_hash}")
     else:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, Session, SQLModel, select
 
 GENESIS = "0" * 64
@@ -21,7 +22,7 @@ class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_chain"
 
     seq: int = Field(primary_key=True)  # 1, 2, 3, ... without gaps
-    recorded_ns: int  # UTC, nanoseconds since the epoch (an integer hashes exactly)
+    recorded_ns: int = Field(sa_type=BigInteger)  # UTC, nanoseconds since the epoch (an integer hashes exactly)
     kind: str = Field(index=True)  # command, decision, approval, setting_change, evidence, ...
     actor: str  # the user or node that caused it
     subject: str = Field(index=True)  # what it relates to, e.g. "decision:1795670233465001"

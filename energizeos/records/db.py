@@ -7,7 +7,7 @@ import os
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from energizeos.home import home
 
@@ -16,22 +16,24 @@ def database_url() -> str:
     return os.environ.get("ENERGIZEOS_DB_URL") or f"sqlite:///{home() / 'energizeos.db'}"
 
 
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str | None = None, sqlite_busy_timeout_ms: int = 5000) -> Engine:
+    """``sqlite_busy_timeout_ms``: how long a write waits for a lock held by another process before
+    "database is locked" (the historian keeps it short and spools instead of stalling its executor)."""
     url = url or database_url()
-    engine = create_engine(url)
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # WAL: readers never block the writer
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_ms)}")
             cursor.close()
     return engine
 
 
 def init_db(engine: Engine) -> None:
-    """Create the tables that do not exist yet."""
-    import energizeos.records.audit  # noqa: F401 - registers its table
+    """Bring the schema to the newest migration (idempotent, safe when several nodes start at once)."""
+    from energizeos.records.migrate import upgrade
 
-    SQLModel.metadata.create_all(engine)
+    upgrade(engine)
