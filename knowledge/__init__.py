@@ -1,0 +1,1 @@
+"""Knowledge: the alarm catalogue, procedures and standards notes the alarm manager and assistant use."""
