@@ -16,6 +16,8 @@ from rich.table import Table
 
 from energizeos.cli import audit as audit_cli
 from energizeos.cli import bag as bag_cli
+from energizeos.cli import db as db_cli
+from energizeos.cli import evidence as evidence_cli
 from energizeos.cli import sim as sim_cli
 from energizeos.cli import simulate as simulate_cli
 
@@ -32,6 +34,8 @@ app.add_typer(msgs_app, name="msgs")
 app.add_typer(sim_cli.app, name="sim")
 app.add_typer(simulate_cli.app, name="simulate")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(evidence_cli.app, name="evidence")
+app.add_typer(db_cli.app, name="db")
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

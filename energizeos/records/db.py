@@ -37,3 +37,8 @@ def init_db(engine: Engine) -> None:
     from energizeos.records.migrate import upgrade
 
     upgrade(engine)
+
+
+def redacted(engine: Engine) -> str:
+    """The URL with any password hidden, for messages."""
+    return engine.url.render_as_string(hide_password=True)
