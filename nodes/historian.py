@@ -18,7 +18,7 @@ from energizeos import runtime
 from energizeos.home import subdir
 from energizeos.nodes import historian_rows as rows
 from energizeos.nodes.conditions import ConditionReporter
-from energizeos.records.db import init_db, make_engine
+from energizeos.records.db import init_db, make_engine, redacted
 from energizeos.records.spool import Spool, SpoolFileDamaged
 from energizeos.records.writer import Batch, RecordWriter
 from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
@@ -86,6 +86,7 @@ class Historian(Node):
         self.create_timer(flush_s, self.flush)
         self.create_timer(retry_s, self.retry_spool)
         self.add_on_shutdown(self.flush)
+        self.get_logger().info(f"recording into {redacted(self.engine)}, spool {self.spool.directory}")
         if len(self.spool):
             self.get_logger().warning(f"{len(self.spool)} spooled batch(es) from an earlier run: replaying")
 

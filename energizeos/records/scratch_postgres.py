@@ -53,11 +53,16 @@ class ScratchPostgres:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         subprocess.run([str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                         "--no-sync"], check=True, capture_output=True, **self._run_as())
-        log = open(self.root / "server.log", "wb")  # noqa: SIM115 - the server writes it until stop()
+        return self._launch(timeout_s)
+
+    def _launch(self, timeout_s: float) -> ScratchPostgres:
+        data, sock = self.root / "data", self.root / "sock"
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the server writes it until it stops
         self.proc = subprocess.Popen(
             [str(self.bin / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
              "-k", str(sock), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
             stdout=log, stderr=subprocess.STDOUT, **self._run_as())
+        log.close()
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
             if self.proc.poll() is not None:
@@ -69,6 +74,13 @@ class ScratchPostgres:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"PostgreSQL did not accept connections within {timeout_s:g} s")
+
+    def pause(self) -> None:
+        """Stop the server (an outage), keeping its data for ``resume()``."""
+        self._shutdown()
+
+    def resume(self, timeout_s: float = 30.0) -> None:
+        self._launch(timeout_s)
 
     def _admin(self, sql: str) -> None:
         import psycopg
@@ -86,8 +98,8 @@ class ScratchPostgres:
     def url(self, name: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
-    def stop(self) -> None:
-        """Fast shutdown of the server this object started (SIGINT to its PID), then remove its files."""
+    def _shutdown(self) -> None:
+        """Fast shutdown of the server this object started: SIGINT to its PID."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -96,6 +108,10 @@ class ScratchPostgres:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def stop(self) -> None:
+        """Shut the server down and remove its files."""
+        self._shutdown()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> ScratchPostgres:
