@@ -106,6 +106,14 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
         for r in day.values():
             rows.append((f"fast-forward, devices polled at {r['poll_hz']:g} Hz: wall s per plant day",
                          f"{r['wall_s_per_plant_day']} s ({r['plant_seconds_per_wall_second']:,}x)", "", None))
+    hist = results.get("historian")
+    if hist:
+        for backend in ("sqlite", "postgresql"):
+            w, n = hist[backend]["writer"], hist[backend]["node"]
+            on_sqlite = backend == "sqlite"
+            rows.append((f"historian ingest, {backend}: writer / through the node (rows/s)",
+                         f"{w['sustained_rows_per_s']:,} / {n['sustained_rows_per_s']:,}",
+                         ">= 50,000" if on_sqlite else "", hist["goal"]["met"] if on_sqlite else None))
     return rows
 
 
@@ -153,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "modbus": ("bench_modbus.py", ["--seconds", str(args.modbus_seconds)], 120 + args.modbus_seconds),
         "sim_day": ("bench_sim_day.py", ["--hours", "1"], 300),
         "control_latency": ("bench_control_latency.py", ["--seconds", "30"], 180),
+        "historian": ("bench_historian.py", ["--rows", "300000"], 300),
     }
     results: dict = {}
     errors: dict[str, str] = {}

@@ -33,7 +33,10 @@ def _free_port() -> int:
 class ScratchPostgres:
     """``with ScratchPostgres() as pg: engine = make_engine(pg.url("mydb"))``."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        """``durable``: keep PostgreSQL's default fsync and synchronous commit (benchmarks); tests turn
+        them off for speed, since a test database need not survive a power cut."""
+        self.durable = durable
         self.bin = postgres_bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="energizeos-pg-"))
         self.port = _free_port()
@@ -58,9 +61,11 @@ class ScratchPostgres:
     def _launch(self, timeout_s: float) -> ScratchPostgres:
         data, sock = self.root / "data", self.root / "sock"
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the server writes it until it stops
+        fast = [] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                        "-c", "full_page_writes=off"]
         self.proc = subprocess.Popen(
-            [str(self.bin / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
-             "-k", str(sock), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            [str(self.bin / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port), "-k", str(sock),
+             *fast],
             stdout=log, stderr=subprocess.STDOUT, **self._run_as())
         log.close()
         end = time.monotonic() + timeout_s
