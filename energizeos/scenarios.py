@@ -120,7 +120,7 @@ def bms_overtemp() -> dict:
     t_inject = site.t
     site.plant.site.inject("rack_overtemp", rack=3, delta_c=45.0)
     bms_node = next(n for n in site.ex.nodes if isinstance(n, BmsNode))
-    permissive_lost = site.run_until(lambda: "BMS_RACK_OVERTEMP" in bms_node.active_conditions, 1800.0)
+    permissive_lost = site.run_until(lambda: "BMS_RACK_OVERTEMP" in bms_node.conditions.active, 1800.0)
     t_alarm = site.t
     site.run(2.0)
     refused = [(t, d) for t, d in site.decisions if t >= t_alarm - 1.0 and "BMS_NOT_READY" in d.reason_codes]

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from energizeos import runtime
 from energizeos.nodes import dispatch_strategies as strategies
+from energizeos.nodes.conditions import ConditionReporter
 from energizeos.runtime import Node, ParameterDescriptor, Time, qos_profile_latched
 from energizeos_msgs.msg import DispatchPlan, DispatchRequest, Header, MeterReading, PcsStatus
 from energizeos_msgs.srv import SetDispatchMode
@@ -48,6 +49,11 @@ class Dispatcher(Node):
             "also send a request on every POI reading (control at the meter rate)")).value
         self.baseline_peak_kw = self.declare_parameter("baseline_peak_shaving_kw", 500.0).value
         self.baseline_recharge_kw = self.declare_parameter("baseline_recharge_kw", 300.0).value
+        self.peak_alarm_s = self.declare_parameter("peak_alarm_delay_s", 60.0, ParameterDescriptor(
+            "POI import above the peak threshold this long raises EMS_PEAK_NOT_SHAVED", min_value=1.0)).value
+        self.conditions = ConditionReporter(self)
+        self._over_since_ns: int | None = None  # POI import above the threshold since
+        self._under_since_ns: int | None = None
         self.manual_kw = 0.0
         self.manual_user = ""
         self.meter: MeterReading | None = None
@@ -129,7 +135,30 @@ class Dispatcher(Node):
             value = load - threshold
         return value, f"plan {plan.plan_id}: {value:+.1f} kW for this interval"
 
+    def _watch_peak(self) -> None:
+        """Raise EMS_PEAK_NOT_SHAVED when peak shaving holds the POI above its threshold for too long."""
+        if self.mode != "peak_shaving" or self.meter is None or not math.isfinite(self.meter.p_kw):
+            self._over_since_ns = self._under_since_ns = None
+            return
+        now = self.get_clock().now().nanoseconds
+        poi, delay = self.meter.p_kw, round(self.peak_alarm_s * 1e9)
+        if poi > self.peak_kw * 1.02 + 1.0:
+            self._under_since_ns = None
+            self._over_since_ns = self._over_since_ns or now
+            if now - self._over_since_ns >= delay:
+                self.conditions.set("EMS_PEAK_NOT_SHAVED", True, 3,
+                                    f"POI import {poi:.0f} kW above the {self.peak_kw:.0f} kW peak threshold for "
+                                    f"{(now - self._over_since_ns) / 1e9:.0f} s",
+                                    {"poi_kw": round(poi, 1), "peak_threshold_kw": self.peak_kw})
+        else:
+            self._over_since_ns = None
+            self._under_since_ns = self._under_since_ns or now
+            if now - self._under_since_ns >= delay:
+                self.conditions.set("EMS_PEAK_NOT_SHAVED", False)
+
     def tick(self, urgent: bool = False) -> None:
+        if not urgent:
+            self._watch_peak()
         p_kw, reason = self.compute()
         self._request_id += 1
         msg = DispatchRequest(header=Header(stamp=self.get_clock().now().to_msg(), frame_id="site"),

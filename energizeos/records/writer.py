@@ -110,7 +110,10 @@ def _apply_alarm_event(session: Session, ev: dict[str, Any]) -> None:
                              state=ev["state"], message=ev["message"], evidence_json=ev["evidence_json"],
                              cause_alarm_id=ev.get("cause_alarm_id") or None, raised_at=when)
     record.state = ev["state"]
-    if ev["event"] == Alarm.EVENT_CLEAR:
+    if ev["event"] == Alarm.EVENT_RAISE:  # raised again before it was acknowledged: the latest cause counts
+        record.cause_alarm_id = ev.get("cause_alarm_id") or None
+        record.message, record.evidence_json, record.cleared_at = ev["message"], ev["evidence_json"], None
+    elif ev["event"] == Alarm.EVENT_CLEAR:
         record.cleared_at = when
     elif ev["event"] == Alarm.EVENT_ACKNOWLEDGE:
         record.acked_at, record.acked_by = when, ev.get("user", "")
