@@ -84,9 +84,28 @@ class SafetyLimits(_Strict):
     es_ramp_s: float = Field(300.0, ge=0)
 
 
+class Alarms(_Strict):
+    """Alarm manager settings; the alarm definitions themselves are the catalogue (knowledge/alarms.yaml)."""
+
+    catalogue: str = ""  # "" = the shipped catalogue
+    chatter_raises: int = Field(5, ge=2, le=100)
+    chatter_window_s: float = Field(60.0, ge=1.0)
+    max_shelve_s: float = Field(8 * 3600.0, ge=60.0)
+
+
 class Ems(_Strict):
     dispatch: Dispatch = Dispatch()
     safety: SafetyLimits = SafetyLimits()
+    alarms: Alarms = Alarms()
+
+
+class Records(_Strict):
+    """Where records go. Empty ``db_url``: $ENERGIZEOS_DB_URL, else SQLite under $ENERGIZEOS_HOME.
+    Prefer the environment variable for a PostgreSQL URL with a password."""
+
+    db_url: str = Field("", pattern=r"^(|sqlite:///.+|postgresql(\+psycopg)?://.+)$")
+    flush_period_s: float = Field(1.0, ge=0.05, le=60.0)
+    retry_period_s: float = Field(2.0, ge=0.1, le=300.0)
 
 
 class SiteConfig(_Strict):
@@ -94,6 +113,7 @@ class SiteConfig(_Strict):
     timezone: str = "America/Los_Angeles"
     devices: Devices = Devices()
     ems: Ems = Ems()
+    records: Records = Records()
     simulation: Simulation | None = Simulation()
 
 
@@ -109,7 +129,7 @@ def load_site_config(path: str | Path) -> SiteConfig:
 
 def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
     """Parameters of every node the site config describes: the simulated plant (if any), the
-    device nodes, the safety arbiter and the dispatcher."""
+    device nodes, the safety arbiter, the dispatcher, the historian and the alarm manager."""
     d = config.devices
     params: dict[str, dict] = {}
     if config.simulation is not None:  # first: the devices should exist before their nodes poll
@@ -121,4 +141,6 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
     params.update({f"{name}_node": getattr(d, name).model_dump() for name in ("meter", "relay", "bms", "pcs")})
     params["safety_arbiter"] = config.ems.safety.model_dump()
     params["dispatcher"] = {**config.ems.dispatch.model_dump(), "export_limit_kw": config.ems.safety.export_limit_kw}
+    params["historian"] = config.records.model_dump()
+    params["alarm_manager"] = {**config.ems.alarms.model_dump(), "db_url": config.records.db_url}
     return params

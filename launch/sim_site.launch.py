@@ -3,8 +3,8 @@ the graph monitor and the operator UI, configured from one site file.
 
     energizeos launch sim_site [site_config:=config/sim_site.yaml] [ui:=true] [ui_port:=8501]
 
-The record-keeping, planning and reporting nodes join this file as they land.
-Shutdown order: the PCS path first (to 0 kW), then the other device nodes, the plant, the UI.
+Shutdown order: the PCS path first (to 0 kW), then the other device nodes, the alarm manager,
+the historian (so the last commands are recorded), the plant, the UI.
 """
 
 import sys
@@ -25,11 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 UI_APP = str(REPO / "ui" / "app.py")
 # The PCS path stops first and commands 0 kW on its way out: dispatcher, arbiter, then pcs_node.
 SHUTDOWN_ORDER = {"dispatcher": 0, "safety_arbiter": 5, "pcs_node": 10, "meter_node": 50, "relay_node": 50,
-                  "bms_node": 50, "sim_plant": 150}
+                  "bms_node": 50, "alarm_manager": 110, "historian": 120, "sim_plant": 150}
 
 
 def site_nodes(context):
-    """Nodes from the site config: the plant (if simulated), the device nodes, the graph monitor."""
+    """Nodes from the site config: the plant (if simulated), the device nodes, the EMS nodes, the graph monitor."""
     path = Path(context.launch_configurations["site_config"])
     if not path.is_absolute() and not path.exists():
         path = REPO / path  # relative to the repository when not found from here

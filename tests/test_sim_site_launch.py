@@ -60,6 +60,24 @@ def test_sim_site_runs_every_node_and_survives_a_device_fault(router, procs, tmp
     assert any("shutdown: PCS commanded to 0 kW" in line for line in tail)
     stopped = [line.split()[2] for line in tail if line.startswith("[launch] stopped")]
     assert stopped[:3] == ["dispatcher", "safety_arbiter", "pcs_node"] and stopped[-1] == "sim_plant"
+    assert stopped.index("historian") > stopped.index("pcs_node")  # it records the last 0 kW command
+
+    # The historian kept it all in the embedded SQLite database, sealed on the audit chain.
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from energizeos.records.db import make_engine
+    from energizeos.records.models import AlarmEvent, CommandRecord, Telemetry
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'home' / 'energizeos.db'}")
+    with Session(engine) as session:
+        assert session.execute(select(func.count()).select_from(Telemetry)).scalar_one() > 1000
+        last = session.execute(select(CommandRecord).order_by(CommandRecord.time.desc())).scalars().first()
+        assert last is not None and last.p_kw == 0.0
+        comms = session.execute(select(AlarmEvent).where(AlarmEvent.code == "METER_COMMS_LOSS")).scalars().all()
+        assert [e.event for e in comms][:2] == [0, 1]  # raised during the outage, cleared after it
+    verified = cli("audit", "verify", "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["checked"] > 5, verified.stdout
 
 
 def test_multiprocess_dispatch_fail_safe_and_one_command_authority(router, procs, tmp_path):
