@@ -8,10 +8,14 @@ PYTHON ?= python3
 
 .PHONY: run test bench lint msgs clean debs
 
-# Debian tools the tests use as independent clients (mbpoll reads the simulated meter).
+# Debian packages the tests use: mbpoll (an independent Modbus client reading the simulated meter) and
+# PostgreSQL (the tests start their own server in a temp dir on 127.0.0.1 and stop it by PID).
 DEBS := debs
+NEED_DEBS = $(shell command -v mbpoll >/dev/null || echo mbpoll) \
+            $(shell ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql)
 debs:
-	@command -v mbpoll >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mbpoll)
+	@test -z "$(strip $(NEED_DEBS))" || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NEED_DEBS))
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +31,7 @@ test: $(STAMP) $(DEBS)
 	$(VENV)/bin/energizeos msgs generate --check
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) $(DEBS)
 	$(PY) bench/run_all.py
 
 lint: $(STAMP)

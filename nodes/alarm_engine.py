@@ -163,6 +163,24 @@ class AlarmEngine:
     def find(self, alarm_id: int) -> Tracker | None:
         return next((t for t in self.trackers.values() if t.occurrence and t.occurrence.alarm_id == alarm_id), None)
 
+    def restore(self, code: str, source: str, alarm_id: int, state: int, raised_ns: int, cause_alarm_id: int,
+                message: str, evidence: dict[str, Any], shelved_until_ns: int = 0) -> bool:
+        """Take back an occurrence that was open when the node last stopped (from the records), so the
+        condition seen again continues it instead of opening a second one; a condition that is gone
+        clears it through the normal path. False for a code no longer in the catalogue."""
+        d = self.by_code.get(code)
+        if d is None or state == NORMAL:
+            return False
+        t = self._tracker(d, source)
+        active = state in (ACTIVE_UNACKED, ACTIVE_ACKED, SHELVED)
+        t.condition = t.active = active
+        t.since_ns, t.message, t.evidence = self.started_ns, message, dict(evidence)
+        t.occurrence = Occurrence(alarm_id, state, raised_ns, cause_alarm_id, message, dict(evidence),
+                                  shelved_until_ns=shelved_until_ns,
+                                  state_before_shelve=ACTIVE_UNACKED if state == SHELVED else 0)
+        self._next_id = max(self._next_id, alarm_id + 1)
+        return True
+
     # --- inputs ------------------------------------------------------------------------------
     def on_message(self, topic: str, msg: Any, now_ns: int) -> list[Transition]:
         good = getattr(msg, "quality", GOOD) == GOOD

@@ -8,6 +8,7 @@ enforced here, not by what a screen shows.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,8 +18,9 @@ from energizeos import runtime
 from energizeos.knowledge.catalogue import TOPIC_TYPES, load_catalogue
 from energizeos.nodes.alarm_engine import AlarmEngine, Limits, Transition
 from energizeos.nodes.conditions import DEVICE_ALARMS_TOPIC
-from energizeos.records.db import make_engine
-from energizeos.records.models import User
+from energizeos.records.db import init_db, make_engine
+from energizeos.records.models import AlarmRecord, User
+from energizeos.records.types import ns_from_utc
 from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
 from energizeos_msgs import msg as msgs
 from energizeos_msgs.msg import Alarm
@@ -51,6 +53,7 @@ class AlarmManager(Node):
         catalogue = load_catalogue(Path(path) if path else None)
         now = self.get_clock().now().nanoseconds
         self.alarms = AlarmEngine(catalogue, now, limits, authorize=self.authorize)
+        self._restore_open_alarms()
         self.pub = self.create_publisher(Alarm, ALARMS_TOPIC, 200)
         for topic in sorted(self.alarms.topics):
             cls = getattr(msgs, TOPIC_TYPES[topic])
@@ -63,6 +66,27 @@ class AlarmManager(Node):
         self.create_timer(tick_s, lambda: self._publish(self.alarms.tick(self._now())))
         self.get_logger().info(f"{len(catalogue.alarms)} alarms in the catalogue, watching "
                                f"{len(self.alarms.topics)} topics")
+
+    def _restore_open_alarms(self) -> None:
+        """Continue the occurrences that were open when this node last stopped (a respawn, a reboot)."""
+        try:
+            init_db(self.engine_db)
+            with Session(self.engine_db) as session:
+                open_alarms = session.exec(select(AlarmRecord).where(AlarmRecord.state != Alarm.STATE_NORMAL)).all()
+        except SQLAlchemyError as exc:
+            self.get_logger().warning(f"open alarms not restored, the records cannot be read: {_short(exc)}")
+            return
+        restored = 0
+        for r in open_alarms:
+            try:
+                evidence = json.loads(r.evidence_json or "{}")
+            except ValueError:
+                evidence = {}
+            until = ns_from_utc(r.shelved_until) if r.shelved_until else 0
+            restored += self.alarms.restore(r.code, r.source, r.alarm_id, r.state, ns_from_utc(r.raised_at),
+                                            r.cause_alarm_id or 0, r.message, evidence, until)
+        if restored:
+            self.get_logger().info(f"continuing {restored} alarm(s) open before this start")
 
     def _now(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -79,7 +103,7 @@ class AlarmManager(Node):
             with Session(self.engine_db) as session:
                 account = session.exec(select(User).where(User.username == user)).first()
         except SQLAlchemyError as exc:
-            return f"the user database cannot be read ({str(exc).splitlines()[0][:120]})"
+            return f"the user database cannot be read ({_short(exc)})"
         if account is None:
             return "unknown user"
         if account.disabled:
@@ -95,6 +119,10 @@ class AlarmManager(Node):
         (self.get_logger().info if ok else self.get_logger().warning)(message)
         response.success, response.message = ok, message
         return response
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:160]
 
 
 def main(args: list[str] | None = None) -> None:

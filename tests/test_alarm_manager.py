@@ -117,3 +117,45 @@ def test_stale_topics_raise_when_nothing_arrives_and_clear_when_data_flows(tmp_p
     ex.spin_for(30.0)
     stale = {a.code for a in log if a.event == Alarm.EVENT_RAISE}
     assert {"EMS_METER_STALE", "EMS_BMS_STALE", "EMS_RELAY_STALE", "EMS_PCS_STALE"} <= stale
+
+
+def test_a_restarted_alarm_manager_continues_the_open_occurrence(tmp_path):
+    """Respawned (new process, same records): the alarm still active keeps its id and clears normally."""
+    from energizeos_msgs.msg import BmsStatus, Header
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    start = datetime(2026, 11, 25, 20, tzinfo=UTC)
+
+    def graph(ex: SimExecutor):
+        AlarmManager(executor=ex, parameter_overrides={"db_url": url})
+        hist = Historian(executor=ex, parameter_overrides={"db_url": url, "spool_dir": str(tmp_path / "spool")})
+        probe = Node("probe", executor=ex)
+        pub = probe.create_publisher(BmsStatus, "/bess/bms/status", 10)
+        log: list[Alarm] = []
+        probe.create_subscription(Alarm, "/ems/alarms", log.append, 1000)
+        return hist, probe, pub, log
+
+    ground_fault = 1 << 22  # SunSpec 802 Evt1 GROUND_FAULT
+    ex = SimExecutor(start)
+    hist, probe, pub, log = graph(ex)
+    pub.publish(BmsStatus(header=Header(stamp=probe.get_clock().now().to_msg()), alarm_bits=ground_fault,
+                          rack_temp_max_c=[25.0]))
+    ex.spin_for(2.0)
+    hist.flush()
+    first = [a for a in log if a.event == Alarm.EVENT_RAISE and a.code.startswith("BMS_GROUND")]
+    assert len(first) == 1
+    ex.shutdown()
+
+    ex2 = SimExecutor(datetime(2026, 11, 25, 20, 5, tzinfo=UTC))
+    _hist2, probe2, pub2, log2 = graph(ex2)
+    for bits in (ground_fault, ground_fault, 0):
+        pub2.publish(BmsStatus(header=Header(stamp=probe2.get_clock().now().to_msg()), alarm_bits=bits,
+                               rack_temp_max_c=[25.0]))
+        ex2.spin_for(2.0)
+    ex2.spin_for(10.0)  # the catalogue's 10 s off-delay
+    mine = [a for a in log2 if a.code == first[0].code]
+    assert [(a.alarm_id, a.event) for a in mine] == [(first[0].alarm_id, Alarm.EVENT_CLEAR)]
+    ex2.shutdown()
+    with Session(make_engine(url)) as session:
+        record = session.get(AlarmRecord, first[0].alarm_id)
+        assert record is not None and record.state == Alarm.STATE_CLEARED_UNACKED and record.cleared_at is not None

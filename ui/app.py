@@ -1,8 +1,8 @@
 """EnergizeOS operator app (Streamlit). Run: ``streamlit run ui/app.py`` (launch does it for you).
 
-This first page shows the live node graph: which nodes are alive, the graph health published by
-site_monitor, and the newest message on any topic. Pages for the site, alarms, reports, plans and
-the assistant land with their issues.
+This first page shows the site now (POI, BESS, SOC, breaker, the arbiter's last decision and the
+interlock chain), the open alarms from the records, and the live node graph. Pages for alarm
+actions, reports, plans and the assistant land with their issues.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
+from energizeos.records.db import make_engine
+from energizeos.ui.alarm_view import open_alarms
 from energizeos.ui.graph_view import GraphView, open_graph_view
 
 st.set_page_config(page_title="EnergizeOS", layout="wide", menu_items={})
@@ -26,6 +29,11 @@ OUTCOME = {0: "granted", 1: "clipped", 2: "refused"}
 @st.cache_resource
 def graph_view() -> GraphView:
     return open_graph_view()
+
+
+@st.cache_resource
+def records():
+    return make_engine()
 
 
 st.title("EnergizeOS — simulated site")
@@ -87,6 +95,20 @@ def live_site() -> None:
 
 
 @st.fragment(run_every=2.0)
+def live_alarms() -> None:
+    st.subheader("Open alarms")
+    try:
+        rows = open_alarms(records())
+    except SQLAlchemyError as exc:  # the page stays up while the records are away
+        st.warning(f"Records not readable yet: {str(exc).splitlines()[0][:160]}")
+        return
+    if not rows:
+        st.success("No open alarms")
+        return
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+@st.fragment(run_every=2.0)
 def live_graph() -> None:
     health = view.sample("/ems/graph/health")
     col_health, col_nodes = st.columns([1, 2])
@@ -127,4 +149,5 @@ def live_graph() -> None:
 
 
 live_site()
+live_alarms()
 live_graph()
