@@ -15,6 +15,7 @@ from datetime import timedelta
 from energizeos import runtime
 from energizeos.nodes import dispatch_strategies as strategies
 from energizeos.nodes.conditions import ConditionReporter
+from energizeos.nodes.events import EventReporter
 from energizeos.runtime import Node, ParameterDescriptor, Time, qos_profile_latched
 from energizeos_msgs.msg import DispatchPlan, DispatchRequest, Header, MeterReading, PcsStatus
 from energizeos_msgs.srv import SetDispatchMode
@@ -52,6 +53,7 @@ class Dispatcher(Node):
         self.peak_alarm_s = self.declare_parameter("peak_alarm_delay_s", 60.0, ParameterDescriptor(
             "POI import above the peak threshold this long raises EMS_PEAK_NOT_SHAVED", min_value=1.0)).value
         self.conditions = ConditionReporter(self)
+        self.events = EventReporter(self)
         self._over_since_ns: int | None = None  # POI import above the threshold since
         self._under_since_ns: int | None = None
         self.manual_kw = 0.0
@@ -179,8 +181,12 @@ class Dispatcher(Node):
         if not math.isfinite(request.p_kw):
             response.accepted, response.message = False, "p_kw must be a number"
             return response
+        old_mode, old_kw = self.mode, self.manual_kw
         self.mode = names[request.mode]
         self.manual_kw, self.manual_user = request.p_kw, request.user
+        self.events.report("mode_change", f"dispatch mode {old_mode} -> {self.mode}"
+                           + (f" at {request.p_kw:.1f} kW" if self.mode == "manual" else ""), request.user,
+                           old_mode=old_mode, new_mode=self.mode, old_manual_kw=old_kw, manual_kw=request.p_kw)
         self.get_logger().warning(f"mode set to {self.mode} by {request.user!r}"
                                   + (f" at {request.p_kw:.1f} kW" if self.mode == "manual" else ""))
         self.tick()

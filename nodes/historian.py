@@ -8,6 +8,7 @@ are idempotent (natural keys), so nothing is lost and nothing is doubled across 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from energizeos import runtime
 from energizeos.home import subdir
 from energizeos.nodes import historian_rows as rows
 from energizeos.nodes.conditions import ConditionReporter
+from energizeos.nodes.events import EVENTS_TOPIC
 from energizeos.records.db import init_db, make_engine, redacted
 from energizeos.records.spool import Spool, SpoolFileDamaged
 from energizeos.records.writer import Batch, RecordWriter
@@ -28,6 +30,7 @@ from energizeos_msgs.msg import (
     BmsStatus,
     BreakerCommand,
     DispatchRequest,
+    EmsEvent,
     GraphHealth,
     InterlockState,
     MeterReading,
@@ -81,6 +84,7 @@ class Historian(Node):
         self.create_subscription(ArbiterDecision, "/ems/arbiter/decision",
                                  lambda m: self._add("decisions", rows.decision_row(m)), 100)
         self.create_subscription(Alarm, ALARM_TOPIC, lambda m: self._add("alarm_events", rows.alarm_event_row(m)), 200)
+        self.create_subscription(EmsEvent, EVENTS_TOPIC, self.on_event, 100)
         self.create_subscription(InterlockState, "/ems/arbiter/interlocks", self.on_interlocks, qos_profile_latched)
         self.create_subscription(GraphHealth, "/ems/graph/health", self.on_health, qos_profile_latched)
         self.create_timer(flush_s, self.flush)
@@ -104,6 +108,15 @@ class Historian(Node):
         self.batch.rows.setdefault(table, []).extend(new_rows)
         if self.batch.count >= self.max_batch_rows:
             self.flush()
+
+    def on_event(self, msg: EmsEvent) -> None:
+        try:
+            row = rows.ems_event_row(msg)
+        except ValueError as exc:  # malformed details: keep the event, say what was wrong
+            self.get_logger().warning(f"event from {msg.source} has data_json that is not JSON ({exc}): kept as text")
+            msg.data_json = json.dumps({"unparsed": msg.data_json})
+            row = rows.ems_event_row(msg)
+        self._add("events", row)
 
     def on_interlocks(self, msg: InterlockState) -> None:
         row = rows.interlock_event_row(msg, self._last_interlocks)

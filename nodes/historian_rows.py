@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from energizeos_msgs.msg import Alarm, ArbiterDecision, BreakerCommand, GraphHealth, InterlockState, PcsCommand
+from energizeos_msgs.msg import (
+    Alarm,
+    ArbiterDecision,
+    BreakerCommand,
+    EmsEvent,
+    GraphHealth,
+    InterlockState,
+    PcsCommand,
+)
 
 BREAKER_ACTIONS = {BreakerCommand.ACTION_OPEN: "open", BreakerCommand.ACTION_CLOSE: "close",
                    BreakerCommand.ACTION_RESET_LOCKOUT: "reset"}
@@ -126,3 +134,12 @@ def graph_event_row(msg: GraphHealth, previous: GraphHealth | None) -> dict[str,
     text = "all expected nodes alive" if msg.healthy else f"nodes missing: {', '.join(msg.missing_nodes)}"
     return {"key": f"graph@{t}", "time_ns": t, "source": "site_monitor", "kind": "graph_health", "message": text,
             "data_json": json.dumps({"missing": list(msg.missing_nodes), "alive": list(msg.alive_nodes)})}
+
+
+def ems_event_row(msg: EmsEvent) -> dict[str, Any]:
+    t = stamp_ns(msg)
+    data = json.loads(msg.data_json) if msg.data_json.strip() else {}
+    if msg.user:
+        data["user"] = msg.user
+    return {"key": f"{msg.source}:{msg.kind}@{t}", "time_ns": t, "source": msg.source, "kind": msg.kind,
+            "message": msg.message, "data_json": json.dumps(data, sort_keys=True)}

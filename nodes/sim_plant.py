@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from energizeos import runtime
+from energizeos.nodes.events import EventReporter
 from energizeos.runtime import Node, ParameterDescriptor
 from energizeos.sim.modbus_server import DeviceServer
 from energizeos.sim.plant import DEFAULT_PROFILE, PlantConfig
@@ -48,6 +49,7 @@ class SimPlant(Node):
             self.add_on_shutdown(self.stop_servers)
         self.create_timer(1.0 / step_hz, self.step)
         self.create_service(SimFault, "/sim/inject", self.on_fault)
+        self.events = EventReporter(self)
 
     def step(self) -> None:
         self.site.step((self.get_clock().now().nanoseconds - self._t0.nanoseconds) / 1e9)
@@ -70,6 +72,8 @@ class SimPlant(Node):
         response.message = f"{verb} {request.fault}" + (f" on {request.device}" if request.device else "") + (
             f" {params}" if params else "")
         self.get_logger().warning(f"fault {response.message}")
+        self.events.report("sim_fault", response.message, fault=request.fault, device=request.device,
+                           clear=request.clear, params=params)
         return response
 
     def stop_servers(self) -> None:

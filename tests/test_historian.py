@@ -228,3 +228,32 @@ def test_historian_process_rides_through_a_postgresql_outage(postgres, router, p
     assert not list((tmp_path / "spool").glob("*.batch.json"))
     engine.dispose()
     ex.shutdown()
+
+
+def test_a_mode_change_is_stored_with_its_user_and_sealed(tmp_path):
+    from energizeos.nodes.dispatcher import Dispatcher
+    from energizeos_msgs.srv import SetDispatchMode
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    ex = SimExecutor(START)
+    hist = Historian(executor=ex, parameter_overrides={"db_url": url, "spool_dir": str(tmp_path / "spool")})
+    Dispatcher(executor=ex, parameter_overrides={"mode": "standby"})
+    client = Node("ops", executor=ex).create_client(SetDispatchMode, "/ems/dispatch/mode")
+    assert client.call(SetDispatchMode.Request(mode=4, p_kw=120.0, user="alice")).accepted
+    ex.spin_for(2.0)
+    hist.flush()
+    with Session(make_engine(url)) as session:
+        event = session.execute(select(Event).where(Event.kind == "mode_change")).scalars().one()
+        assert event.message == "dispatch mode standby -> manual at 120.0 kW"
+        assert json.loads(event.data_json)["user"] == "alice"
+        seal = session.execute(select(audit.AuditEntry).where(audit.AuditEntry.payload_json.contains(event.key))
+                               ).scalars().one()
+        assert seal.kind == "records"
+    with make_engine(url).begin() as conn:  # a quiet edit of who did it is caught
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE events SET data_json = replace(data_json, 'alice', 'bob')"))
+    with Session(make_engine(url)) as session:
+        problem = verify_sealed_rows(session)
+    assert problem is not None and f"events row {event.key}" in problem.reason and "edited" in problem.reason
+    ex.shutdown()

@@ -3,8 +3,9 @@
 A ``Batch`` is plain JSON-able data (times as integer nanoseconds), so the same object goes to the
 database or, when the database is away, to the disk spool and later back. Every row has a natural
 key; inserts skip keys that exist, so replaying a batch whose commit was in doubt adds nothing.
-Commands, decisions and alarm transitions are sealed: one audit entry per batch lists their keys
-and the SHA-256 of their content, so ``audit verify`` also catches an edited or deleted row.
+Commands, decisions, alarm transitions and events (setting changes among them) are sealed: one
+audit entry per batch lists their keys and the SHA-256 of their content, so ``audit verify`` also
+catches an edited or deleted row.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from energizeos_msgs.msg import Alarm
 
 TABLES: dict[str, Table] = {m.__tablename__: m.__table__ for m in  # type: ignore[misc]
                             (Telemetry, Event, AlarmEvent, CommandRecord, DecisionRecord)}
-SEALED = ("commands", "decisions", "alarm_events")  # on the audit chain, row by row
+SEALED = ("commands", "decisions", "alarm_events", "events")  # on the audit chain, row by row
 TIME_COLUMNS = {"time"}
 
 

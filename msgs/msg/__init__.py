@@ -196,6 +196,20 @@ class DispatchRequest(Message):
 
 
 @dataclass(eq=False, slots=True)
+class EmsEvent(Message):
+    """``energizeos_msgs/msg/EmsEvent``."""
+
+    __msgtype__: ClassVar[str] = 'energizeos_msgs/msg/EmsEvent'
+    header: Header = field(default_factory=Header)
+    source: str = ''
+    kind: str = ''
+    user: str = ''
+    message: str = ''
+    data_json: str = ''
+    _NESTED: ClassVar[dict] = {'header': Header}
+
+
+@dataclass(eq=False, slots=True)
 class GraphHealth(Message):
     """``energizeos_msgs/msg/GraphHealth``."""
 
@@ -336,4 +350,4 @@ class RelayStatus(Message):
     frequency_hz: float = 0.0
     _NESTED: ClassVar[dict] = {'header': Header}
 
-__all__ = ['Alarm', 'ArbiterDecision', 'BmsStatus', 'BreakerCommand', 'DispatchPlan', 'DispatchRequest', 'GraphHealth', 'Header', 'InterlockState', 'MeterReading', 'PcsCommand', 'PcsStatus', 'Permissive', 'RelayStatus', 'Time']
+__all__ = ['Alarm', 'ArbiterDecision', 'BmsStatus', 'BreakerCommand', 'DispatchPlan', 'DispatchRequest', 'EmsEvent', 'GraphHealth', 'Header', 'InterlockState', 'MeterReading', 'PcsCommand', 'PcsStatus', 'Permissive', 'RelayStatus', 'Time']
