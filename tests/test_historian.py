@@ -213,11 +213,13 @@ def test_historian_process_rides_through_a_postgresql_outage(postgres, router, p
     assert counts(engine)["decisions"] == 100
     engine.dispose()
     postgres.pause()  # the database server goes away (stopped by PID)
-    publish(200)
-    hist.wait_for_line("EMS_HISTORIAN_SPOOLING", timeout=10)
-    spooled = len(list((tmp_path / "spool").glob("*.batch.json")))
-    assert spooled >= 1
-    postgres.resume()
+    try:
+        publish(200)
+        hist.wait_for_line("EMS_HISTORIAN_SPOOLING", timeout=10)
+        spooled = len(list((tmp_path / "spool").glob("*.batch.json")))
+        assert spooled >= 1
+    finally:
+        postgres.resume()  # the server is shared by the session's other tests
     publish(100)
     hist.wait_for_line("replayed", timeout=20)
     time.sleep(1.5)
