@@ -95,6 +95,31 @@ class BreakerRequest:
 
 
 
+class PlanApproval:
+    """``energizeos_msgs/srv/PlanApproval`` service."""
+
+    __srvtype__: ClassVar[str] = 'energizeos_msgs/srv/PlanApproval'
+
+    @dataclass(eq=False, slots=True)
+    class Request(Message):
+        """``energizeos_msgs/srv/PlanApproval_Request``."""
+
+        __msgtype__: ClassVar[str] = 'energizeos_msgs/srv/PlanApproval_Request'
+        plan_id: int = 0
+        approve: bool = False
+        user: str = ''
+        comment: str = ''
+
+    @dataclass(eq=False, slots=True)
+    class Response(Message):
+        """``energizeos_msgs/srv/PlanApproval_Response``."""
+
+        __msgtype__: ClassVar[str] = 'energizeos_msgs/srv/PlanApproval_Response'
+        success: bool = False
+        message: str = ''
+
+
+
 class SetDispatchMode:
     """``energizeos_msgs/srv/SetDispatchMode`` service."""
 
@@ -164,4 +189,4 @@ class Trigger:
         success: bool = False
         message: str = ''
 
-__all__ = ['AlarmAction', 'Ask', 'BreakerRequest', 'SetDispatchMode', 'SimFault', 'Trigger']
+__all__ = ['AlarmAction', 'Ask', 'BreakerRequest', 'PlanApproval', 'SetDispatchMode', 'SimFault', 'Trigger']

@@ -1,0 +1,1 @@
+"""Day-ahead planning: the load forecast, the battery LP (HiGHS) and the safety gate with approvals."""

@@ -1,0 +1,73 @@
+"""Plans and their approvals in the records: every proposed plan is stored with its gate findings,
+and every approval or rejection — by a user with the right role or by the configured policy — is
+stored and appended to the audit chain with the plan's content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from energizeos.records import audit
+from energizeos.records.models import Approval, PlanRecord, User
+from energizeos.records.types import utc_from_ns
+
+APPROVER_ROLES = {"operator", "engineer", "admin"}
+STATUS_PROPOSED, STATUS_APPROVED, STATUS_REJECTED, STATUS_ACTIVE, STATUS_SUPERSEDED = range(5)
+
+
+def plan_body_hash(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def save_plan(engine: Engine, plan_id: int, site: str, start: datetime, interval_s: int, body: dict,
+              findings: list[str], now_ns: int | None = None) -> None:
+    """Store a proposed plan (its arrays as JSON) and put its hash on the audit chain."""
+    now_ns = now_ns if now_ns is not None else time.time_ns()
+    with Session(engine) as session:
+        session.add(PlanRecord(plan_id=plan_id, site=site, created_at=utc_from_ns(now_ns), start=start,
+                               interval_s=interval_s, status=STATUS_PROPOSED, body_json=json.dumps(body),
+                               gate_findings_json=json.dumps(findings)))
+        audit.append(session, "plan", "planner", f"plan:{plan_id}",
+                     {"sha256": plan_body_hash(body), "start": start.isoformat(), "gate": findings}, now_ns)
+        session.commit()
+
+
+def role_of(engine: Engine, user: str) -> str | None:
+    with Session(engine) as session:
+        account = session.exec(select(User).where(User.username == user)).first()
+    return None if account is None or account.disabled else account.role
+
+
+def record_decision(engine: Engine, plan_id: int, approved: bool, user: str, role: str, comment: str,
+                    now_ns: int | None = None) -> Approval:
+    """Store an approval or rejection and append it to the audit chain (with the plan's hash)."""
+    now_ns = now_ns if now_ns is not None else time.time_ns()
+    with Session(engine) as session:
+        plan = session.get(PlanRecord, plan_id)
+        if plan is None:
+            raise ValueError(f"plan {plan_id} is not in the records")
+        approval = Approval(time=utc_from_ns(now_ns), subject=f"plan:{plan_id}", approved=approved, user=user,
+                            role=role, comment=comment)
+        plan.status = STATUS_APPROVED if approved else STATUS_REJECTED
+        session.add(approval)
+        session.add(plan)
+        audit.append(session, "approval", user, f"plan:{plan_id}",
+                     {"approved": approved, "role": role, "comment": comment,
+                      "plan_sha256": plan_body_hash(json.loads(plan.body_json))}, now_ns)
+        session.commit()
+        session.refresh(approval)
+        return approval
+
+
+def set_status(engine: Engine, plan_id: int, status: int) -> None:
+    with Session(engine) as session:
+        plan = session.get(PlanRecord, plan_id)
+        if plan is not None:
+            plan.status = status
+            session.add(plan)
+            session.commit()

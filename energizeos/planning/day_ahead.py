@@ -1,0 +1,162 @@
+"""Day-ahead and rolling (model-predictive) plans: forecast + tariff + LP + safety gate, pure.
+
+``plan_day`` makes tomorrow's plan over the local day's 15-minute intervals (92, 96 or 100 of them
+across DST changes). ``replan`` re-plans the rest of today from the measured SOC and the peaks set so
+far, with the forecast corrected by how far reality has departed from it. Both return a ``Plan``
+whose gate result says whether it may be approved; neither approves anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from energizeos.planning import gate
+from energizeos.planning.lp import Battery, Prices, Problem, Result, solve
+from energizeos_msgs.msg import DispatchPlan, Header
+from energizeos_msgs.msg import Time as TimeMsg
+
+INTERVAL_S = 900
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    site: str = "reference-plant"
+    tz: str = "America/Los_Angeles"
+    battery: Battery = field(default_factory=Battery)
+    export_limit_kw: float = 0.0
+    terminal_soc_pct: float | None = 50.0  # soft target at the end of each day; None: the start SOC
+    replan_deviation_pct: float = 10.0  # re-plan when the last hour's load departs this much from the forecast
+
+
+@dataclass
+class Plan:
+    plan_id: int
+    start: datetime  # aware UTC, start of the first interval
+    interval_s: int
+    p_kw: np.ndarray
+    soc_pct: np.ndarray
+    load_kw: np.ndarray  # the forecast the plan is based on
+    grid_kw: np.ndarray  # planned POI import
+    threshold_kw: np.ndarray  # POI import the dispatcher holds under when reality exceeds the forecast
+    energy_rate: np.ndarray
+    on_peak: np.ndarray
+    soc_start_pct: float
+    result: Result
+    gate: gate.GateResult
+    forecast_method: str
+    notes: list[str] = field(default_factory=list)
+    parent_plan_id: int = 0  # the approved plan a re-plan continues
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=self.interval_s * len(self.p_kw))
+
+    def body(self) -> dict:
+        """The plan as JSON-able data (what is stored and hashed)."""
+        r = lambda a: [round(float(v), 3) for v in a]  # noqa: E731 - local shorthand
+        return {"start": self.start.isoformat(), "interval_s": self.interval_s, "p_kw": r(self.p_kw),
+                "soc_pct": r(self.soc_pct), "load_forecast_kw": r(self.load_kw), "grid_kw": r(self.grid_kw),
+                "peak_threshold_kw": r(self.threshold_kw), "energy_rate": [float(v) for v in self.energy_rate],
+                "on_peak": [bool(v) for v in self.on_peak], "soc_start_pct": round(self.soc_start_pct, 3),
+                "forecast_method": self.forecast_method, "notes": self.notes, "lp_status": self.result.status,
+                "lp_cost": round(self.result.cost, 2), "binding": self.result.binding,
+                "parent_plan_id": self.parent_plan_id}
+
+    def to_msg(self, status: int, approved_by: str = "") -> DispatchPlan:
+        ns = int(self.start.timestamp()) * 1_000_000_000
+        return DispatchPlan(header=Header(stamp=TimeMsg(sec=ns // 1_000_000_000), frame_id="site"),
+                            plan_id=self.plan_id, site="", start=TimeMsg(sec=ns // 1_000_000_000),
+                            interval_s=self.interval_s, status=status, p_kw=self.p_kw.astype(float),
+                            soc_pct=self.soc_pct.astype(float), load_forecast_kw=self.load_kw.astype(float),
+                            peak_threshold_kw=self.threshold_kw.astype(float),
+                            gate_findings=list(self.gate.findings), approved_by=approved_by)
+
+
+def local_day(day: date, tz: str) -> tuple[datetime, int]:
+    """(UTC start, number of 15-minute intervals) of a local calendar day."""
+    zone = ZoneInfo(tz)
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    nxt = day + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    seconds = (end - start).total_seconds()
+    return start.astimezone(ZoneInfo("UTC")), round(seconds / INTERVAL_S)
+
+
+def _prices(tariff, start: datetime, n: int) -> Prices:
+    ip = tariff.interval_prices(start, n, INTERVAL_S)
+    return Prices(np.asarray(ip.energy_rate, dtype=float), np.asarray(ip.export_rate, dtype=float),
+                  np.asarray(ip.on_peak_demand, dtype=bool), list(ip.month_key), dict(ip.max_demand_rate),
+                  dict(ip.on_peak_demand_rate))
+
+
+def _plan(tariff, settings: PlannerSettings, plan_id: int, start: datetime, load_kw: np.ndarray, soc_pct: float,
+          prior_peak: dict[str, float], prior_on_peak: dict[str, float], previous_p_kw: float | None,
+          method: str, notes: list[str], expected_intervals: int | None, parent: int = 0) -> Plan:
+    n = len(load_kw)
+    prices = _prices(tariff, start, n)
+    result = solve(Problem(load_kw=np.asarray(load_kw, dtype=float), prices=prices, battery=settings.battery,
+                           soc_start_pct=soc_pct, interval_s=INTERVAL_S, export_limit_kw=settings.export_limit_kw,
+                           prior_peak_kw=prior_peak, prior_on_peak_kw=prior_on_peak, previous_p_kw=previous_p_kw,
+                           terminal_soc_pct=settings.terminal_soc_pct))
+    b = settings.battery
+    soc_start = min(max(soc_pct, b.floor_pct), b.soc_max_pct)
+    threshold = np.array([result.on_peak_kw.get(m, np.inf) if on else result.peak_kw.get(m, np.inf)
+                          for m, on in zip(prices.month, prices.on_peak, strict=True)])
+    threshold = np.where(np.isfinite(threshold), threshold, np.max(result.grid_kw, initial=0.0))
+    to_check = gate.PlanToCheck(start, INTERVAL_S, result.p_kw, result.soc_pct, np.asarray(load_kw, dtype=float),
+                                soc_start, prices.energy_rate, prices.on_peak)
+    again = _prices(tariff, start, n)  # looked up afresh: the gate does not trust what the LP was given
+    verdict = gate.check(to_check, gate.GateLimits(b, settings.export_limit_kw, expected_intervals),
+                         again.energy_rate, again.on_peak)
+    if not result.ok:
+        verdict.passed = False
+        verdict.findings += [f"FAIL LP: {line}" for line in result.binding]
+    return Plan(plan_id, start, INTERVAL_S, result.p_kw, result.soc_pct, np.asarray(load_kw, dtype=float),
+                result.grid_kw, threshold, prices.energy_rate, prices.on_peak, soc_start, result, verdict, method,
+                [*notes, *result.notes], parent)
+
+
+def plan_partial(tariff, settings: PlannerSettings, plan_id: int, start: datetime, forecast_kw: np.ndarray,
+                 soc_pct: float, prior_peak: dict[str, float], prior_on_peak: dict[str, float],
+                 previous_p_kw: float | None, method: str, notes: list[str]) -> Plan:
+    """A plan from ``start`` (an interval boundary) over the given forecast: the rest of a day."""
+    return _plan(tariff, settings, plan_id, start, forecast_kw, soc_pct, prior_peak, prior_on_peak, previous_p_kw,
+                 method, notes, None)
+
+
+def plan_day(tariff, settings: PlannerSettings, day: date, forecast_kw: np.ndarray, soc_pct: float,
+             prior_peak: dict[str, float] | None = None, prior_on_peak: dict[str, float] | None = None,
+             plan_id: int = 0, method: str = "forecast", notes: list[str] | None = None) -> Plan:
+    """Tomorrow's plan over the whole local day."""
+    start, n = local_day(day, settings.tz)
+    if len(forecast_kw) != n:
+        raise ValueError(f"the forecast for {day} has {len(forecast_kw)} intervals; the local day has {n}")
+    return _plan(tariff, settings, plan_id, start, forecast_kw, soc_pct, prior_peak or {}, prior_on_peak or {},
+                 None, method, list(notes or []), n)
+
+
+def replan(tariff, settings: PlannerSettings, active: Plan, now: datetime, soc_pct: float, observed_kw: float,
+           prior_peak: dict[str, float], prior_on_peak: dict[str, float], previous_p_kw: float | None,
+           plan_id: int) -> Plan | None:
+    """Re-plan the rest of the active plan's day when the last hour's mean load ``observed_kw`` departs
+    from the forecast by more than the setting; None when it does not (or nothing is left to plan)."""
+    k = int((now - active.start).total_seconds() // active.interval_s)
+    if k <= 0 or k >= len(active.p_kw):
+        return None
+    past = active.load_kw[max(0, k - 4):k]
+    expected = float(np.mean(past))
+    if expected <= 0 or abs(observed_kw - expected) / expected * 100.0 < settings.replan_deviation_pct:
+        return None
+    ratio = observed_kw / expected
+    # the error decays back to the forecast over about four hours: a warm afternoon is not a warm night
+    weights = np.exp(-np.arange(len(active.load_kw) - k) / 16.0)
+    rest = active.load_kw[k:] * (1.0 + (ratio - 1.0) * weights)
+    start = active.start + timedelta(seconds=k * active.interval_s)
+    note = (f"re-plan at {now.isoformat()}: the last hour's load {observed_kw:.0f} kW is {100 * (ratio - 1):+.0f} % "
+            f"from the forecast {expected:.0f} kW")
+    return _plan(tariff, settings, plan_id, start, rest, soc_pct, prior_peak, prior_on_peak, previous_p_kw,
+                 f"{active.forecast_method} (bias-corrected)", [note], None, parent=active.plan_id)

@@ -1,0 +1,92 @@
+"""What the planner measures as it goes: 15-minute means of site load and POI import (from the POI
+meter and the PCS), the month's peaks so far, and the last hour's load. Pure; fed with readings and
+their times."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+INTERVAL_S = 900
+NS = 1_000_000_000
+
+
+@dataclass
+class _Bin:
+    load_sum: float = 0.0
+    poi_sum: float = 0.0
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Series:
+    """A regular series: ``values[i]`` is the mean over ``[start + i*interval, start + (i+1)*interval)``."""
+
+    start: datetime
+    interval_s: int
+    values: np.ndarray
+
+    @property
+    def coverage(self) -> float:
+        return float(np.mean(np.isfinite(self.values))) if len(self.values) else 0.0
+
+
+class LoadTracker:
+    def __init__(self, keep_days: int = 56) -> None:
+        self.keep = keep_days * 86400 // INTERVAL_S
+        self.bins: dict[int, _Bin] = {}  # interval index (epoch seconds // 900) -> sums
+        self.pcs_kw: float | None = None
+
+    def on_pcs(self, p_kw: float, good: bool) -> None:
+        self.pcs_kw = p_kw if good and math.isfinite(p_kw) else None
+
+    def on_poi(self, t_ns: int, poi_kw: float, good: bool) -> None:
+        """A POI reading; with the latest PCS power it gives the site load (load = POI + BESS)."""
+        if not good or not math.isfinite(poi_kw) or self.pcs_kw is None:
+            return  # a gap stays a gap
+        k = t_ns // NS // INTERVAL_S
+        b = self.bins.setdefault(k, _Bin())
+        b.load_sum += poi_kw + self.pcs_kw
+        b.poi_sum += poi_kw
+        b.count += 1
+        if len(self.bins) > self.keep + 8:
+            for old in sorted(self.bins)[: len(self.bins) - self.keep]:
+                del self.bins[old]
+
+    def seed(self, series: Series, poi: Series | None = None) -> None:
+        """History from elsewhere (the records, utility interval data) before live readings arrive."""
+        k0 = int(series.start.timestamp()) // INTERVAL_S
+        for i, v in enumerate(series.values):
+            if math.isfinite(v):
+                p = float(poi.values[i]) if poi is not None and math.isfinite(poi.values[i]) else float(v)
+                self.bins.setdefault(k0 + i, _Bin(float(v), p, 1))
+
+    def history(self, end: datetime, days: int) -> Series:
+        """Site-load 15-minute means over the ``days`` before ``end`` (NaN where nothing was measured)."""
+        k_end = int(end.timestamp()) // INTERVAL_S
+        ks = range(k_end - days * 86400 // INTERVAL_S, k_end)
+        values = np.array([self.bins[k].load_sum / self.bins[k].count if k in self.bins else np.nan for k in ks])
+        return Series(datetime.fromtimestamp(ks.start * INTERVAL_S, UTC), INTERVAL_S, values)
+
+    def poi_means(self, start: datetime, end: datetime) -> dict[int, float]:
+        """POI import 15-minute means of complete intervals in [start, end), by interval index."""
+        k0, k1 = int(start.timestamp()) // INTERVAL_S, int(end.timestamp()) // INTERVAL_S
+        return {k: b.poi_sum / b.count for k, b in self.bins.items() if k0 <= k < k1 and b.count}
+
+    def last_hour_load(self, now: datetime) -> float | None:
+        k = int(now.timestamp()) // INTERVAL_S
+        vals = [self.bins[j].load_sum / self.bins[j].count for j in range(k - 4, k) if j in self.bins]
+        return float(np.mean(vals)) if len(vals) >= 3 else None
+
+
+def interval_start(k: int) -> datetime:
+    return datetime.fromtimestamp(k * INTERVAL_S, UTC)
+
+
+def month_bounds(now_local: datetime) -> tuple[datetime, datetime]:
+    start = now_local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    nxt = (start + timedelta(days=32)).replace(day=1)
+    return start, nxt
