@@ -20,6 +20,7 @@ from energizeos.cli import db as db_cli
 from energizeos.cli import evidence as evidence_cli
 from energizeos.cli import sim as sim_cli
 from energizeos.cli import simulate as simulate_cli
+from energizeos.cli import tariff as tariff_cli
 
 app = typer.Typer(help="EnergizeOS: energy-management system for C&I battery microgrids.", no_args_is_help=True)
 node_app = typer.Typer(help="Nodes of the running graph.", no_args_is_help=True)
@@ -36,6 +37,7 @@ app.add_typer(simulate_cli.app, name="simulate")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(evidence_cli.app, name="evidence")
 app.add_typer(db_cli.app, name="db")
+app.add_typer(tariff_cli.app, name="tariff")
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
