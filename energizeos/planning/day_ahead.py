@@ -9,7 +9,7 @@ whose gate result says whether it may be approved; neither approves anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -82,8 +82,8 @@ def local_day(day: date, tz: str) -> tuple[datetime, int]:
     start = datetime(day.year, day.month, day.day, tzinfo=zone)
     nxt = day + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
-    seconds = (end - start).total_seconds()
-    return start.astimezone(ZoneInfo("UTC")), round(seconds / INTERVAL_S)
+    seconds = (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds()  # aware same-zone subtraction is wall time
+    return start.astimezone(UTC), round(seconds / INTERVAL_S)
 
 
 def _prices(tariff, start: datetime, n: int) -> Prices:

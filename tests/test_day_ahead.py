@@ -1,0 +1,73 @@
+"""Day-ahead and rolling plans against the shipped SDG&E AL-TOU tariff, through the safety gate."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from energizeos.planning.day_ahead import PlannerSettings, local_day, plan_day, replan
+from energizeos.planning.lp import Battery
+from energizeos.tariffs import load_tariff
+
+TARIFF = load_tariff("sdge-al-tou")
+SETTINGS = PlannerSettings(battery=Battery(power_kw=500, energy_kwh=1000))
+
+
+def office_day(n: int = 96, base: float = 300.0, peak: float = 900.0) -> np.ndarray:
+    """A plausible office day: low at night, high 9:00-18:00, highest around 15:00-17:00 local."""
+    hours = np.arange(n) / 4.0
+    shape = np.clip(np.sin((hours - 6.0) / 13.0 * np.pi), 0.0, None)
+    return base + (peak - base) * shape
+
+
+def test_local_days_have_92_96_or_100_intervals():
+    assert local_day(date(2025, 7, 15), "America/Los_Angeles") == (datetime(2025, 7, 15, 7, tzinfo=UTC), 96)
+    assert local_day(date(2025, 3, 9), "America/Los_Angeles")[1] == 92
+    assert local_day(date(2025, 11, 2), "America/Los_Angeles")[1] == 100
+
+
+def test_a_summer_weekday_plan_shaves_the_on_peak_and_passes_the_gate():
+    load = office_day()
+    plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), load, soc_pct=50.0, plan_id=1)
+    assert plan.gate.passed, plan.gate.failures
+    assert len(plan.gate.findings) == 9 and all(f.startswith("PASS") for f in plan.gate.findings)
+    on_peak = plan.on_peak
+    assert on_peak.sum() == 20  # 16:00-21:00
+    assert np.max(plan.grid_kw[on_peak]) < np.max(load[on_peak]) - 100  # the battery works on-peak
+    assert np.max(plan.grid_kw) < np.max(load)
+    assert np.all(plan.grid_kw >= -1e-6)  # zero export
+    assert plan.threshold_kw[on_peak] == pytest.approx(plan.result.on_peak_kw["2025-07"])
+    body = plan.body()
+    assert len(body["p_kw"]) == 96 and body["lp_status"] == "optimal"
+
+
+def test_a_dst_day_is_planned_over_its_92_intervals():
+    _start, n = local_day(date(2025, 3, 9), "America/Los_Angeles")
+    plan = plan_day(TARIFF, SETTINGS, date(2025, 3, 9), office_day(n), soc_pct=50.0, plan_id=2)
+    assert plan.gate.passed and len(plan.p_kw) == 92
+    with pytest.raises(ValueError, match="has 96 intervals; the local day has 92"):
+        plan_day(TARIFF, SETTINGS, date(2025, 3, 9), office_day(96), soc_pct=50.0)
+
+
+def test_a_plan_that_cannot_hold_the_export_limit_fails_the_gate_with_the_binding_constraint():
+    load = office_day() - 700.0  # big PV: the site exports most of the day, more than the battery can take
+    plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), load, soc_pct=90.0, plan_id=3)
+    assert not plan.gate.passed
+    assert any(f.startswith("FAIL LP: export limit binds: interval") for f in plan.gate.failures)
+    assert any(f.startswith("FAIL export:") for f in plan.gate.failures)
+
+
+def test_replan_waits_for_a_real_departure_then_plans_the_rest_of_the_day_from_the_measured_soc():
+    load = office_day()
+    plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), load, soc_pct=50.0, plan_id=4)
+    noon = plan.start + timedelta(hours=12)
+    expected = float(np.mean(load[44:48]))
+    assert replan(TARIFF, SETTINGS, plan, noon, 40.0, expected * 1.05, {}, {}, 0.0, 5) is None  # within 10 %
+    again = replan(TARIFF, SETTINGS, plan, noon, 40.0, expected * 1.25, {"2025-07": 800.0}, {}, 0.0, 5)
+    assert again is not None and again.parent_plan_id == 4 and again.start == noon and len(again.p_kw) == 48
+    assert again.soc_start_pct == 40.0 and again.gate.passed
+    assert again.load_kw[0] == pytest.approx(load[48] * (1 + 0.25 * 1.0), rel=1e-6)  # corrected, decaying
+    assert again.load_kw[-1] == pytest.approx(load[-1], rel=0.02)  # back near the forecast by midnight
+    assert "re-plan at" in again.notes[0] and "+25 %" in again.notes[0]
