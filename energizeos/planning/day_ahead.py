@@ -139,18 +139,24 @@ def plan_day(tariff, settings: PlannerSettings, day: date, forecast_kw: np.ndarr
                  None, method, list(notes or []), n)
 
 
-def replan(tariff, settings: PlannerSettings, active: Plan, now: datetime, soc_pct: float, observed_kw: float,
-           prior_peak: dict[str, float], prior_on_peak: dict[str, float], previous_p_kw: float | None,
-           plan_id: int) -> Plan | None:
-    """Re-plan the rest of the active plan's day when the last hour's mean load ``observed_kw`` departs
-    from the forecast by more than the setting; None when it does not (or nothing is left to plan)."""
+def replan(tariff, settings: PlannerSettings, active: Plan, now: datetime, soc_pct: float,
+           observed_kw: np.ndarray, prior_peak: dict[str, float], prior_on_peak: dict[str, float],
+           previous_p_kw: float | None, plan_id: int) -> Plan | None:
+    """Re-plan the rest of the active plan's day when the measured load of its last (up to four) intervals,
+    ``observed_kw`` (NaN where not measured), departs from their forecast by more than the setting; None
+    when it does not, when fewer than three of them were measured, or when nothing is left to plan."""
     k = int((now - active.start).total_seconds() // active.interval_s)
     if k <= 0 or k >= len(active.p_kw):
         return None
-    past = active.load_kw[max(0, k - 4):k]
-    expected = float(np.mean(past))
-    if expected <= 0 or abs(observed_kw - expected) / expected * 100.0 < settings.replan_deviation_pct:
+    forecast = active.load_kw[max(0, k - len(observed_kw)):k]
+    observed = np.asarray(observed_kw, dtype=float)[-len(forecast):]
+    seen = np.isfinite(observed)
+    if seen.sum() < 3:
         return None
+    expected, observed_mean = float(np.mean(forecast[seen])), float(np.mean(observed[seen]))
+    if expected <= 0 or abs(observed_mean - expected) / expected * 100.0 < settings.replan_deviation_pct:
+        return None
+    observed_kw = observed_mean
     ratio = observed_kw / expected
     # the error decays back to the forecast over about four hours: a warm afternoon is not a warm night
     weights = np.exp(-np.arange(len(active.load_kw) - k) / 16.0)

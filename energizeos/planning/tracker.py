@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from energizeos.planning.history import LoadHistory
+
 INTERVAL_S = 900
 NS = 1_000_000_000
 
@@ -21,17 +23,7 @@ class _Bin:
     count: int = 0
 
 
-@dataclass(frozen=True)
-class Series:
-    """A regular series: ``values[i]`` is the mean over ``[start + i*interval, start + (i+1)*interval)``."""
-
-    start: datetime
-    interval_s: int
-    values: np.ndarray
-
-    @property
-    def coverage(self) -> float:
-        return float(np.mean(np.isfinite(self.values))) if len(self.values) else 0.0
+Series = LoadHistory  # a regular series of 15-minute means (NaN where nothing was measured)
 
 
 class LoadTracker:
@@ -76,10 +68,11 @@ class LoadTracker:
         k0, k1 = int(start.timestamp()) // INTERVAL_S, int(end.timestamp()) // INTERVAL_S
         return {k: b.poi_sum / b.count for k, b in self.bins.items() if k0 <= k < k1 and b.count}
 
-    def last_hour_load(self, now: datetime) -> float | None:
+    def recent_loads(self, now: datetime, count: int = 4) -> np.ndarray:
+        """Mean site load of the ``count`` complete intervals before ``now`` (NaN where not measured)."""
         k = int(now.timestamp()) // INTERVAL_S
-        vals = [self.bins[j].load_sum / self.bins[j].count for j in range(k - 4, k) if j in self.bins]
-        return float(np.mean(vals)) if len(vals) >= 3 else None
+        return np.array([self.bins[j].load_sum / self.bins[j].count if j in self.bins else np.nan
+                         for j in range(k - count, k)])
 
 
 def interval_start(k: int) -> datetime:

@@ -1,0 +1,77 @@
+"""``energizeos plan --date D``: forecast the day from the records, solve the LP, run the safety gate."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def plan(
+    day: str = typer.Option("", "--date", help="Local date to plan (YYYY-MM-DD; default tomorrow)."),
+    soc: float = typer.Option(50.0, "--soc", help="SOC at the start of the day, %."),
+    site_config: str = typer.Option("config/sim_site.yaml", "--site-config", help="Battery, limits and tariff."),
+    db: str = typer.Option("", "--db", help="Records database with the load history (default: the site's)."),
+    history_days: int = typer.Option(42, "--history-days"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object: the plan, its gate findings, notes."),
+) -> None:
+    """Plan a day from the stored history against the tariff; show the plan and the gate's verdict.
+    Nothing is approved or sent: approval happens in the planner node (policy or a user)."""
+    from zoneinfo import ZoneInfo
+
+    from energizeos.planning.day_ahead import PlannerSettings, local_day, plan_day
+    from energizeos.planning.forecast import ForecastError, forecast_day
+    from energizeos.planning.history import site_load_history
+    from energizeos.planning.lp import Battery
+    from energizeos.records.db import init_db, make_engine
+    from energizeos.site_config import SiteConfigError, load_site_config
+    from energizeos.tariffs import TariffError, load_tariff
+
+    try:
+        cfg = load_site_config(site_config)
+        tariff = load_tariff(cfg.ems.planning.tariff)
+    except (SiteConfigError, TariffError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    tz = cfg.timezone
+    try:
+        target = date.fromisoformat(day) if day else (date.today() + timedelta(days=1))
+    except ValueError as exc:
+        typer.echo(f"error: --date {day!r} is not YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from exc
+    engine = make_engine(db or cfg.records.db_url or None)
+    init_db(engine)
+    start, n = local_day(target, tz)
+    history = site_load_history(engine, start - timedelta(days=history_days), start)
+    try:
+        fc = forecast_day(history, target, tz=tz)
+    except ForecastError as exc:
+        typer.echo(f"no plan for {target}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    s = cfg.ems.safety
+    settings = PlannerSettings(site=cfg.site, tz=tz, export_limit_kw=s.export_limit_kw, battery=Battery(
+        power_kw=s.pcs_rated_kw, energy_kwh=cfg.ems.planning.bess_kwh, soc_min_pct=s.soc_min_pct,
+        soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct))
+    result = plan_day(tariff, settings, target, fc.values, soc, plan_id=0, method=fc.method, notes=fc.notes)
+    if as_json:
+        print(json.dumps({"date": target.isoformat(), "gate_passed": result.gate.passed,
+                          "gate_findings": result.gate.findings, **result.body()}))
+    else:
+        zone = ZoneInfo(tz)
+        console = Console(width=120)
+        console.print(f"[bold]Plan for {target}[/] ({n} intervals, forecast: {fc.method}, history coverage "
+                      f"{100 * history.coverage:.0f} %), LP {result.result.status}, cost ${result.result.cost:,.0f}")
+        for note in result.notes:
+            console.print(f"  note: {note}")
+        table = Table("local time", "period", "load kW", "BESS kW", "POI kW", "SOC %")
+        for i in range(0, n, 4):
+            t = (start + timedelta(seconds=900 * i)).astimezone(zone)
+            table.add_row(t.strftime("%H:%M"), tariff.period_at(t), f"{result.load_kw[i]:.0f}",
+                          f"{result.p_kw[i]:+.0f}", f"{result.grid_kw[i]:.0f}", f"{result.soc_pct[i]:.1f}")
+        console.print(table)
+        for finding in result.gate.findings:
+            console.print(("[green]" if finding.startswith("PASS") else "[red]") + finding + "[/]")
+    raise typer.Exit(0 if result.gate.passed else 1)

@@ -1,0 +1,337 @@
+"""planner: the day-ahead plan behind the safety gate, and model-predictive re-plans during the day.
+
+Every day at ``plan_hour`` (site time) it forecasts tomorrow's load from the measured history,
+solves the battery LP against the tariff and runs the safety gate. A plan that passes is approved
+by the configured policy (``approval: auto``) or waits for a user with the right role on
+``/ems/plan/approve``; a plan that fails is rejected with its findings (``EMS_PLAN_REJECTED``).
+Approved plans become ``/ems/plan/active`` at the start of their day. While a plan is active, the
+last hour's load is compared with the forecast every 15 minutes; past ``replan_deviation_pct`` the
+rest of the day is re-planned from the measured SOC and the month's peaks so far, gated again, and
+approved as a continuation of the approved plan. Plans and approvals are stored and on the audit chain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+
+from energizeos import runtime
+from energizeos.nodes.conditions import ConditionReporter
+from energizeos.nodes.events import EventReporter
+from energizeos.planning import approval
+from energizeos.planning.day_ahead import Plan, PlannerSettings, local_day, plan_day, plan_partial, replan
+from energizeos.planning.lp import Battery
+from energizeos.planning.tracker import INTERVAL_S, LoadTracker, interval_start
+from energizeos.records.db import init_db, make_engine
+from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
+from energizeos_msgs.msg import Alarm, BmsStatus, DispatchPlan, MeterReading, PcsStatus
+from energizeos_msgs.srv import PlanApproval
+
+GOOD = 0
+HISTORY_DAYS = 42
+
+
+class Planner(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("planner", **kwargs)
+        p = self.declare_parameter
+        tariff_name = p("tariff", "sdge-al-tou", ParameterDescriptor("tariff name or file")).value
+        self.tz = p("timezone", "America/Los_Angeles").value
+        self.plan_hour = p("plan_hour", 17, ParameterDescriptor("site hour when tomorrow is planned",
+                                                                 min_value=0, max_value=23)).value
+        self.policy = p("approval", "auto", ParameterDescriptor(
+            "auto: a plan that passes the gate is approved by policy; manual: a user approves it",
+            choices=("auto", "manual"))).value
+        self.settings = PlannerSettings(
+            site=p("site", "reference-plant").value, tz=self.tz,
+            battery=Battery(
+                power_kw=p("bess_kw", 500.0, ParameterDescriptor("PCS rating", min_value=1.0)).value,
+                energy_kwh=p("bess_kwh", 1000.0, ParameterDescriptor("usable energy", min_value=1.0)).value,
+                soc_min_pct=p("soc_min_pct", 10.0).value, soc_reserve_pct=p("soc_reserve_pct", 5.0).value,
+                soc_max_pct=p("soc_max_pct", 95.0).value,
+                charge_efficiency=p("charge_efficiency", 0.95).value,
+                discharge_efficiency=p("discharge_efficiency", 0.95).value,
+                ramp_kw_per_interval=p("ramp_kw_per_interval", 500.0).value),
+            export_limit_kw=p("export_limit_kw", 0.0).value,
+            terminal_soc_pct=p("terminal_soc_pct", 50.0).value,
+            replan_deviation_pct=p("replan_deviation_pct", 10.0).value)
+        db_url = p("db_url", "").value
+        check_s = p("check_period_s", 60.0, ParameterDescriptor("how often the schedule is looked at",
+                                                                min_value=1.0, max_value=900.0)).value
+        from energizeos.tariffs import load_tariff
+
+        self.tariff = load_tariff(tariff_name)
+        self.engine = make_engine(db_url or None)
+        self._db_ready = False
+        self.tracker = LoadTracker()
+        self.soc_pct: float | None = None
+        self.pcs_kw: float | None = None
+        self.active: Plan | None = None
+        self.next: Plan | None = None  # tomorrow's plan once made
+        self.approved: set[int] = set()
+        self.plans: dict[int, Plan] = {}
+        self.month_key = ""
+        self.month_peak: dict[str, float] = {}
+        self.month_on_peak: dict[str, float] = {}
+        self._peaks_done_k = 0
+        self._last_replan_k = 0
+        self._rest_attempt_k = 0
+        self._tomorrow_attempt: tuple[date, int] | None = None
+        self._ids = 0
+        self.conditions = ConditionReporter(self)
+        self.events = EventReporter(self)
+        self.proposed_pub = self.create_publisher(DispatchPlan, "/ems/plan/proposed", qos_profile_latched)
+        self.active_pub = self.create_publisher(DispatchPlan, "/ems/plan/active", qos_profile_latched)
+        self.create_subscription(MeterReading, "/site/poi/meter", self.on_meter, 10)
+        self.create_subscription(PcsStatus, "/bess/pcs/status", self.on_pcs, 10)
+        self.create_subscription(BmsStatus, "/bess/bms/status", self.on_bms, 10)
+        self.create_service(PlanApproval, "/ems/plan/approve", self.on_approve)
+        self.create_timer(check_s, self.check)
+        self._seed_from_records()
+
+    def _seed_from_records(self) -> None:
+        """The measured history in the records, so a restarted planner forecasts at once."""
+        from energizeos.planning.history import site_load_history
+        from energizeos.planning.tracker import Series
+
+        now = self.now()
+        try:
+            history = site_load_history(self._records(), now - timedelta(days=HISTORY_DAYS), now)
+        except SQLAlchemyError as exc:
+            self._db_ready = False
+            self.get_logger().warning(f"no load history from the records ({str(exc).splitlines()[0][:120]}): "
+                                      "forecasting from live readings only")
+            return
+        if history.coverage > 0:
+            self.tracker.seed(Series(history.start, history.interval_s, history.values))
+            self.get_logger().info(f"load history from the records: {100 * history.coverage:.0f} % of "
+                                   f"{HISTORY_DAYS} days")
+
+    # --- inputs -------------------------------------------------------------------------------
+    def on_meter(self, msg: MeterReading) -> None:
+        self.tracker.on_poi(self.get_clock().now().nanoseconds, msg.p_kw, msg.quality == GOOD)
+
+    def on_pcs(self, msg: PcsStatus) -> None:
+        self.pcs_kw = msg.p_kw if msg.quality == GOOD else None
+        self.tracker.on_pcs(msg.p_kw, msg.quality == GOOD)
+
+    def on_bms(self, msg: BmsStatus) -> None:
+        if msg.quality == GOOD and np.isfinite(msg.soc_pct):
+            self.soc_pct = float(msg.soc_pct)
+
+    # --- schedule -------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.get_clock().now().to_datetime().astimezone(UTC)
+
+    def check(self) -> None:
+        now = self.now()
+        local = now.astimezone(ZoneInfo(self.tz))
+        self._update_peaks(now)
+        if self.active is not None and now >= self.active.end:
+            self.active = None
+        if self.active is None and self.next is not None and self.next.start <= now:
+            if self.next.plan_id in self.approved:
+                self._activate(self.next)
+            self.next = None
+        k = int(now.timestamp()) // INTERVAL_S
+        if self.active is None and self.next is None and k != self._rest_attempt_k and self.soc_pct is not None:
+            self._rest_attempt_k = k  # at most one attempt per interval
+            self._plan_rest_of_today(now)
+        tomorrow = local.date() + timedelta(days=1)
+        due = local.hour >= self.plan_hour and (self.next is None or self.next.start < now)
+        if due and self._tomorrow_attempt != (tomorrow, local.hour):
+            self._tomorrow_attempt = (tomorrow, local.hour)  # at most one attempt per hour
+            self._plan_tomorrow(tomorrow)
+        if self.active is not None:
+            self._maybe_replan(now)
+
+    def _new_id(self) -> int:
+        self._ids += 1
+        return self.get_clock().now().nanoseconds // 1_000_000 * 100 + self._ids % 100
+
+    def _forecast(self, day: date) -> tuple[np.ndarray, str, list[str]] | None:
+        from energizeos.planning.forecast import ForecastError, forecast_day
+
+        start, n = local_day(day, self.tz)
+        history = self.tracker.history(start, HISTORY_DAYS)
+        try:
+            fc = forecast_day(history, day, tz=self.tz)
+        except ForecastError as exc:
+            recent = history.values[-96:]
+            if np.sum(np.isfinite(recent)) < 48:
+                self.get_logger().warning(f"no plan for {day}: {exc}; no day of history to fall back on",
+                                          throttle_duration_sec=3600.0)
+                return None
+            filled = np.where(np.isfinite(recent), recent, np.nanmean(recent))
+            values = np.resize(filled, n)
+            return values, "persistence (last 24 h)", [f"forecast fell back to the last 24 h: {exc}"]
+        return np.asarray(fc.values, dtype=float), fc.method, list(fc.notes)
+
+    def _plan_tomorrow(self, day: date) -> None:
+        made = self._forecast(day)
+        if made is None:
+            return
+        values, method, notes = made
+        soc = self.soc_pct if self.soc_pct is not None else self.settings.terminal_soc_pct or 50.0
+        if self.soc_pct is None:
+            notes.append(f"no SOC reading: planned from {soc:g} %")
+        else:  # tomorrow starts where today's plan ends, not where the battery is now
+            soc = self.settings.terminal_soc_pct if self.settings.terminal_soc_pct is not None else soc
+        start, _n = local_day(day, self.tz)
+        peaks = self._prior_peaks(start)
+        plan = plan_day(self.tariff, self.settings, day, values, soc, *peaks, plan_id=self._new_id(), method=method,
+                        notes=notes)
+        self.next = plan
+        self._propose(plan)
+
+    def _plan_rest_of_today(self, now: datetime) -> None:
+        today = now.astimezone(ZoneInfo(self.tz)).date()
+        made = self._forecast(today)
+        if made is None or self.soc_pct is None:
+            return
+        values, method, notes = made
+        start, _n = local_day(today, self.tz)
+        k = int((now - start).total_seconds() // INTERVAL_S) + 1  # from the next whole interval
+        if k >= len(values):
+            return
+        rest_start = start + timedelta(seconds=k * INTERVAL_S)
+        plan = plan_partial(self.tariff, self.settings, self._new_id(), rest_start, values[k:], self.soc_pct,
+                            *self._prior_peaks(rest_start), self.pcs_kw, method, [*notes, "plan for the rest of today"])
+        self._propose(plan)
+        if plan.plan_id in self.approved:
+            self._activate(plan)
+
+    def _maybe_replan(self, now: datetime) -> None:
+        k = int(now.timestamp()) // INTERVAL_S
+        if k == self._last_replan_k or self.soc_pct is None:
+            return
+        self._last_replan_k = k
+        if self.active is None:
+            return
+        observed = self.tracker.recent_loads(interval_start(k))
+        plan = replan(self.tariff, self.settings, self.active, interval_start(k), self.soc_pct, observed,
+                      *self._prior_peaks(interval_start(k)), self.pcs_kw, self._new_id())
+        if plan is None:
+            return
+        self._propose(plan, continuation_of=self.active.plan_id)
+        if plan.plan_id in self.approved:
+            self._activate(plan)
+
+    # --- peaks so far -----------------------------------------------------------------------------
+    def _update_peaks(self, now: datetime) -> None:
+        """Fold closed 15-minute intervals into this month's peaks (non-coincident and on-peak)."""
+        k_now = int(now.timestamp()) // INTERVAL_S
+        start = interval_start(max(self._peaks_done_k, k_now - 31 * 96))
+        for k, poi in sorted(self.tracker.poi_means(start, interval_start(k_now)).items()):
+            if k <= self._peaks_done_k:
+                continue
+            prices = self.tariff.interval_prices(interval_start(k), 1, INTERVAL_S)
+            month = prices.month_key[0]
+            self.month_peak[month] = max(self.month_peak.get(month, 0.0), poi)
+            if bool(prices.on_peak_demand[0]):
+                self.month_on_peak[month] = max(self.month_on_peak.get(month, 0.0), poi)
+            self._peaks_done_k = k
+
+    def _prior_peaks(self, start: datetime) -> tuple[dict[str, float], dict[str, float]]:
+        return dict(self.month_peak), dict(self.month_on_peak)
+
+    # --- gate, approval, activation ---------------------------------------------------------------
+    def _records(self):
+        if not self._db_ready:
+            init_db(self.engine)
+            self._db_ready = True
+        return self.engine
+
+    def _propose(self, plan: Plan, continuation_of: int = 0) -> None:
+        self.plans[plan.plan_id] = plan
+        self.proposed_pub.publish(self._msg(plan, DispatchPlan.STATUS_PROPOSED))
+        try:
+            approval.save_plan(self._records(), plan.plan_id, self.settings.site, plan.start, plan.interval_s,
+                               plan.body(), plan.gate.findings, self.get_clock().now().nanoseconds)
+        except SQLAlchemyError as exc:
+            self._db_ready = False
+            self.get_logger().error(f"plan {plan.plan_id} could not be stored ({str(exc).splitlines()[0][:120]}): "
+                                    "it cannot be approved")
+            return
+        if not plan.gate.passed:
+            self._decide(plan, False, "policy:safety-gate", "policy", "; ".join(plan.gate.failures))
+            self.conditions.set("EMS_PLAN_REJECTED", True, Alarm.PRIORITY_MEDIUM,
+                                f"plan {plan.plan_id} for {plan.start.isoformat()} rejected by the safety gate: "
+                                + "; ".join(plan.gate.failures), {"plan_id": plan.plan_id})
+            return
+        self.conditions.set("EMS_PLAN_REJECTED", False)
+        if continuation_of and continuation_of in self.approved:
+            self._decide(plan, True, "policy:replan", "policy",
+                         f"re-plan of approved plan {continuation_of}; passed the safety gate")
+        elif self.policy == "auto":
+            self._decide(plan, True, "policy:auto", "policy", "passed the safety gate")
+
+    def _decide(self, plan: Plan, approved: bool, user: str, role: str, comment: str) -> bool:
+        try:
+            approval.record_decision(self._records(), plan.plan_id, approved, user, role, comment,
+                                     self.get_clock().now().nanoseconds)
+        except (SQLAlchemyError, ValueError) as exc:
+            self.get_logger().error(f"decision on plan {plan.plan_id} could not be recorded: {exc}")
+            return False
+        if approved:
+            self.approved.add(plan.plan_id)
+        self.events.report("plan_approval" if approved else "plan_rejection",
+                           f"plan {plan.plan_id} {'approved' if approved else 'rejected'} by {user}: {comment}",
+                           user, plan_id=plan.plan_id)
+        return True
+
+    def _activate(self, plan: Plan) -> None:
+        self.active = plan
+        self.active_pub.publish(self._msg(plan, DispatchPlan.STATUS_ACTIVE))
+        self.get_logger().info(f"plan {plan.plan_id} active from {plan.start.isoformat()} "
+                               f"({len(plan.p_kw)} intervals, {plan.forecast_method})")
+
+    def _msg(self, plan: Plan, status: int) -> DispatchPlan:
+        msg = plan.to_msg(status, "" if plan.plan_id not in self.approved else "policy/user")
+        msg.site = self.settings.site
+        msg.header.stamp = self.get_clock().now().to_msg()
+        return msg
+
+    def on_approve(self, request: PlanApproval.Request, response: PlanApproval.Response) -> PlanApproval.Response:
+        plan = self.plans.get(request.plan_id)
+        user = request.user.strip()
+        if plan is None:
+            response.success, response.message = False, f"plan {request.plan_id} is not a proposed plan"
+            return response
+        try:
+            role = approval.role_of(self._records(), user) if user else None
+        except SQLAlchemyError as exc:
+            response.success, response.message = False, f"the user database cannot be read: {exc}"
+            return response
+        if role not in approval.APPROVER_ROLES:
+            response.success = False
+            response.message = (f"{'unknown user' if role is None else f'role {role!r}'} may not approve plans "
+                                f"(needs one of {sorted(approval.APPROVER_ROLES)})")
+            return response
+        if request.approve and not plan.gate.passed:
+            response.success, response.message = False, "the plan failed the safety gate: it cannot be approved"
+            return response
+        if not self._decide(plan, request.approve, user, role, request.comment):
+            response.success, response.message = False, "the decision could not be recorded: nothing changed"
+            return response
+        if request.approve and plan.start <= self.now() < plan.end and self.active is None:
+            self._activate(plan)
+        response.success = True
+        response.message = f"plan {plan.plan_id} {'approved' if request.approve else 'rejected'} by {user}"
+        return response
+
+
+def main(args: list[str] | None = None) -> None:
+    runtime.init(args=args)
+    node = Planner()
+    try:
+        runtime.spin(node)
+    finally:
+        runtime.shutdown()
+
+
+if __name__ == "__main__":
+    main()

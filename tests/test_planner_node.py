@@ -1,0 +1,144 @@
+"""The planner node in the deterministic executor: day-ahead plan at plan_hour, approval by policy or
+by a user with the right role, activation at midnight, re-plans when reality departs, records."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from energizeos.nodes.planner import Planner
+from energizeos.planning.tracker import INTERVAL_S, Series
+from energizeos.records import audit
+from energizeos.records.db import init_db, make_engine
+from energizeos.records.models import Approval, PlanRecord, User
+from energizeos.runtime import Node, SimExecutor
+from energizeos_msgs.msg import BmsStatus, DispatchPlan, Header, MeterReading, PcsStatus
+from energizeos_msgs.srv import PlanApproval
+
+LA = ZoneInfo("America/Los_Angeles")
+MONDAY = datetime(2025, 7, 14, tzinfo=LA)
+
+
+def site_load(t: datetime) -> float:
+    """Office-like: 300 kW at night, up to 900 kW mid-afternoon on weekdays, 350 kW flat at weekends."""
+    local = t.astimezone(LA)
+    if local.weekday() >= 5:
+        return 350.0
+    h = local.hour + local.minute / 60.0
+    return 300.0 + 600.0 * max(0.0, float(np.sin((h - 6.0) / 13.0 * np.pi)))
+
+
+class Site:
+    def __init__(self, tmp_path, approval: str = "auto", surge: float = 1.0) -> None:
+        self.url = f"sqlite:///{tmp_path / 'r.db'}"
+        self.ex = SimExecutor(MONDAY.astimezone(UTC))
+        self.surge = surge  # reality / the usual profile, from Monday noon on
+        self.planner = Planner(executor=self.ex, parameter_overrides={
+            "db_url": self.url, "approval": approval, "check_period_s": 60.0, "plan_hour": 17})
+        begin = MONDAY.astimezone(UTC) - timedelta(days=28)
+        values = [site_load(begin + timedelta(seconds=INTERVAL_S * (i + 0.5))) for i in range(28 * 96)]
+        self.planner.tracker.seed(Series(begin, INTERVAL_S, np.array(values)))
+        probe = Node("probe", executor=self.ex)
+        self.meter = probe.create_publisher(MeterReading, "/site/poi/meter", 10)
+        self.pcs = probe.create_publisher(PcsStatus, "/bess/pcs/status", 10)
+        self.bms = probe.create_publisher(BmsStatus, "/bess/bms/status", 10)
+        self.active: list[DispatchPlan] = []
+        self.proposed: list[DispatchPlan] = []
+        probe.create_subscription(DispatchPlan, "/ems/plan/active", self.active.append, 10)
+        probe.create_subscription(DispatchPlan, "/ems/plan/proposed", self.proposed.append, 10)
+        self.client = probe.create_client(PlanApproval, "/ems/plan/approve")
+        probe.create_timer(60.0, self.tick)
+
+    def tick(self) -> None:
+        now = self.ex.clock.now().to_datetime()
+        load = site_load(now) * (self.surge if now.astimezone(LA).hour >= 12 else 1.0)
+        header = Header(stamp=self.ex.clock.now().to_msg())
+        self.pcs.publish(PcsStatus(header=header, p_kw=0.0))
+        self.bms.publish(BmsStatus(header=header, soc_pct=60.0))
+        self.meter.publish(MeterReading(header=header, p_kw=load))
+
+    def run_until(self, local: datetime) -> None:
+        self.ex.spin_until(int(local.timestamp() * 1e9))
+
+
+def test_day_ahead_plan_is_gated_approved_by_policy_activated_at_midnight_and_recorded(tmp_path):
+    site = Site(tmp_path)
+    site.run_until(MONDAY + timedelta(minutes=5))
+    today = site.active[-1]  # no plan for today yet at start: one for the rest of the day
+    assert today.status == DispatchPlan.STATUS_ACTIVE and all(f.startswith("PASS") for f in today.gate_findings)
+    assert len(today.p_kw) == 95  # from the next whole interval to midnight
+    site.run_until(MONDAY + timedelta(hours=17, minutes=2))
+    tomorrow = site.proposed[-1]
+    start = datetime.fromtimestamp(tomorrow.start.sec, UTC)
+    assert start == (MONDAY + timedelta(days=1)).astimezone(UTC) and len(tomorrow.p_kw) == 96
+    assert len(site.active) == 1  # proposed, approved, not yet active
+    site.run_until(MONDAY + timedelta(days=1, minutes=2))
+    assert site.active[-1].plan_id == tomorrow.plan_id and site.active[-1].status == DispatchPlan.STATUS_ACTIVE
+    on_peak = slice(64, 84)  # 16:00-21:00
+    assert max(tomorrow.p_kw[on_peak]) > 100.0  # it plans to discharge on-peak
+    engine = make_engine(site.url)
+    with Session(engine) as session:
+        plans = session.execute(select(PlanRecord).order_by(PlanRecord.plan_id)).scalars().all()
+        approvals = session.execute(select(Approval)).scalars().all()
+        assert {p.plan_id for p in plans} >= {today.plan_id, tomorrow.plan_id}
+        assert {(a.subject, a.user, a.approved) for a in approvals} >= {
+            (f"plan:{tomorrow.plan_id}", "policy:auto", True)}
+        kinds = [e.kind for e in session.execute(select(audit.AuditEntry).order_by(audit.AuditEntry.seq)).scalars()]
+        assert kinds.count("plan") == len(plans) and kinds.count("approval") == len(approvals)
+        assert audit.verify(session).ok
+        body = json.loads(next(p for p in plans if p.plan_id == tomorrow.plan_id).body_json)
+        assert body["forecast_method"] == "similar-day" and len(body["load_forecast_kw"]) == 96
+
+
+def test_manual_policy_waits_for_a_user_with_the_right_role(tmp_path):
+    site = Site(tmp_path, approval="manual")
+    engine = make_engine(site.url)
+    init_db(engine)
+    with Session(engine) as session:
+        for name, role in (("olga", "operator"), ("vic", "viewer")):
+            session.add(User(username=name, role=role, password_hash="-", created_at=datetime.now(UTC)))
+        session.commit()
+    site.run_until(MONDAY + timedelta(hours=17, minutes=2))
+    assert site.active == []  # nothing approved: nothing active
+    plan_id = site.proposed[-1].plan_id
+    refused = site.client.call(PlanApproval.Request(plan_id=plan_id, approve=True, user="vic"))
+    assert not refused.success and "role 'viewer' may not approve plans" in refused.message
+    ok = site.client.call(PlanApproval.Request(plan_id=plan_id, approve=True, user="olga", comment="looks right"))
+    assert ok.success and ok.message == f"plan {plan_id} approved by olga"
+    site.run_until(MONDAY + timedelta(days=1, minutes=2))
+    assert site.active[-1].plan_id == plan_id
+    with Session(engine) as session:
+        approval = session.execute(select(Approval).where(Approval.subject == f"plan:{plan_id}")).scalars().one()
+        assert (approval.user, approval.role, approval.comment) == ("olga", "operator", "looks right")
+
+
+def test_reality_above_the_forecast_triggers_a_gated_re_plan(tmp_path):
+    site = Site(tmp_path, surge=1.3)
+    site.run_until(MONDAY + timedelta(hours=14))
+    replans = [p for p in site.active if p.plan_id != site.active[0].plan_id]
+    assert replans, "no re-plan although the load ran 30 % above the forecast"
+    first = replans[0]
+    assert datetime.fromtimestamp(first.start.sec, UTC).astimezone(LA).hour in (12, 13)
+    assert all(f.startswith("PASS") for f in first.gate_findings)
+    with Session(make_engine(site.url)) as session:
+        body = json.loads(session.get(PlanRecord, first.plan_id).body_json)
+        approval = session.execute(select(Approval).where(Approval.subject == f"plan:{first.plan_id}")).scalars().one()
+    assert body["parent_plan_id"] and "re-plan at" in body["notes"][0]
+    departure = int(re.search(r"is \+(\d+) % from the forecast", body["notes"][0]).group(1))
+    assert 10 <= departure <= 30  # the first hour after noon runs 30 % over: caught as it grows
+    assert approval.user == "policy:replan"
+
+
+@pytest.mark.parametrize("approval", ["sometimes"])
+def test_a_bad_policy_is_refused_by_name(tmp_path, approval):
+    from energizeos.runtime.parameters import ParameterError
+
+    with pytest.raises(ParameterError, match="approval"):
+        Site(tmp_path, approval=approval)
