@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from energizeos.yaml_file import read_yaml
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+# = energizeos.runtime.MIN_RATE_HZ (one per hour), written out so this module stays free of the runtime imports
+MIN_RATE_HZ = 1.0 / 3600.0
 
 
 class SiteConfigError(ValueError):
@@ -28,7 +30,7 @@ class DeviceEndpoint(_Strict):
     host: str = "127.0.0.1"
     port: Port
     device_id: int = Field(1, ge=0, le=247)
-    poll_hz: float = Field(5.0, ge=0.1, le=50.0)
+    poll_hz: float = Field(5.0, ge=MIN_RATE_HZ, le=50.0)
     timeout_s: float = Field(0.25, ge=0.02, le=2.0)
 
 
@@ -49,7 +51,7 @@ class Simulation(_Strict):
     load_profile: str = ""  # "" = the LargeOffice profile shipped in sim/data/loads
     annual_kwh: float = Field(4_000_000.0, gt=0)
     pv_kw_peak: float = Field(0.0, ge=0)
-    step_hz: float = Field(10.0, ge=0.1, le=100.0)
+    step_hz: float = Field(10.0, ge=MIN_RATE_HZ, le=100.0)
     seed: int = 1
 
 
@@ -93,10 +95,22 @@ class Alarms(_Strict):
     max_shelve_s: float = Field(8 * 3600.0, ge=60.0)
 
 
+class Planning(_Strict):
+    """The day-ahead planner (nodes/planner.py); battery power and SOC limits come from ``safety``."""
+
+    tariff: str = "sdge-al-tou"  # a shipped tariff name, or a YAML / OpenEI URDB JSON file
+    approval: str = Field("auto", pattern="^(auto|manual)$")  # auto: a plan that passes the gate is approved
+    plan_hour: int = Field(17, ge=0, le=23)  # site hour when tomorrow is planned
+    bess_kwh: float = Field(1000.0, gt=0)  # usable energy
+    terminal_soc_pct: float = Field(50.0, ge=0, le=100)
+    replan_deviation_pct: float = Field(10.0, gt=0)
+
+
 class Ems(_Strict):
     dispatch: Dispatch = Dispatch()
     safety: SafetyLimits = SafetyLimits()
     alarms: Alarms = Alarms()
+    planning: Planning = Planning()
 
 
 class Records(_Strict):
@@ -143,4 +157,11 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
     params["dispatcher"] = {**config.ems.dispatch.model_dump(), "export_limit_kw": config.ems.safety.export_limit_kw}
     params["historian"] = config.records.model_dump()
     params["alarm_manager"] = {**config.ems.alarms.model_dump(), "db_url": config.records.db_url}
+    s, pl = config.ems.safety, config.ems.planning
+    params["planner"] = {"tariff": pl.tariff, "approval": pl.approval, "plan_hour": pl.plan_hour,
+                         "bess_kwh": pl.bess_kwh, "terminal_soc_pct": pl.terminal_soc_pct,
+                         "replan_deviation_pct": pl.replan_deviation_pct, "bess_kw": s.pcs_rated_kw,
+                         "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,
+                         "soc_max_pct": s.soc_max_pct, "export_limit_kw": s.export_limit_kw,
+                         "site": config.site, "timezone": config.timezone, "db_url": config.records.db_url}
     return params
