@@ -57,7 +57,7 @@ class Simulation(_Strict):
 
 class Dispatch(_Strict):
     mode: str = Field("peak_shaving", pattern="^(standby|export_limit|peak_shaving|plan|manual|threshold)$")
-    control_rate_hz: float = Field(1.0, ge=0.1, le=20.0)
+    control_rate_hz: float = Field(1.0, ge=MIN_RATE_HZ, le=20.0)
     event_driven: bool = False  # also a request on every POI reading
     peak_threshold_kw: float = Field(500.0, ge=0)
     recharge_below_kw: float = Field(350.0, ge=0)
@@ -103,7 +103,8 @@ class Planning(_Strict):
     plan_hour: int = Field(17, ge=0, le=23)  # site hour when tomorrow is planned
     bess_kwh: float = Field(1000.0, gt=0)  # usable energy
     terminal_soc_pct: float = Field(50.0, ge=0, le=100)
-    replan_deviation_pct: float = Field(10.0, gt=0)
+    replan_deviation_pct: float = Field(5.0, gt=0)
+    replan_soc_deviation_pct: float = Field(5.0, gt=0)
 
 
 class Ems(_Strict):
@@ -160,7 +161,8 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
     s, pl = config.ems.safety, config.ems.planning
     params["planner"] = {"tariff": pl.tariff, "approval": pl.approval, "plan_hour": pl.plan_hour,
                          "bess_kwh": pl.bess_kwh, "terminal_soc_pct": pl.terminal_soc_pct,
-                         "replan_deviation_pct": pl.replan_deviation_pct, "bess_kw": s.pcs_rated_kw,
+                         "replan_deviation_pct": pl.replan_deviation_pct,
+                         "replan_soc_deviation_pct": pl.replan_soc_deviation_pct, "bess_kw": s.pcs_rated_kw,
                          "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,
                          "soc_max_pct": s.soc_max_pct, "export_limit_kw": s.export_limit_kw,
                          "site": config.site, "timezone": config.timezone, "db_url": config.records.db_url}

@@ -24,6 +24,65 @@ def _field_kinds(cls: type) -> tuple[tuple[str, str], ...]:
     return tuple((f.name, f.type if isinstance(f.type, str) else f.type.__name__) for f in dataclasses.fields(cls))
 
 
+# Fast path of ``check_fields`` (it runs on every publish): per class, a plan of exact-type checks
+# that accepts a message whose every field already holds exactly its declared type (float/int/str/
+# bool, a nested message of its class, a numpy array of its dtype and length). Anything else, an
+# error included, goes through the full check, so what is raised or coerced stays exactly as before.
+_FAST_SCALARS: dict[str, frozenset[type]] = {"bool": frozenset({bool}), "str": frozenset({str}),
+                                             "float": frozenset({float, int}), "int": frozenset({int})}
+_F_SCALAR, _F_STRS, _F_SEQ, _F_NESTED, _F_ARRAY, _F_FREE = range(6)
+
+
+@cache
+def _fast_plan(cls: type) -> tuple[tuple[str, int, Any], ...]:
+    plan: list[tuple[str, int, Any]] = []
+    for name, kind in _field_kinds(cls):  # the same branches, in the same order, as check_fields
+        if kind in _SCALAR_CHECKS:
+            plan.append((name, _F_SCALAR, _FAST_SCALARS[kind]))
+        elif kind == "list[str]":
+            plan.append((name, _F_STRS, None))
+        elif kind.startswith("list["):
+            plan.append((name, _F_SEQ, cls._NESTED[name]))
+        elif name in cls._NESTED:
+            plan.append((name, _F_NESTED, cls._NESTED[name]))
+        elif name in cls._ARRAYS:
+            dtype, length = cls._ARRAYS[name]
+            plan.append((name, _F_ARRAY, (np.dtype(dtype), length)))
+        else:
+            plan.append((name, _F_FREE, None))  # not checked by check_fields either
+    return tuple(plan)
+
+
+def _fast_valid(msg: Message) -> bool:
+    """True when ``check_fields`` would pass without coercing anything; False: ask it."""
+    for name, kind, arg in _fast_plan(type(msg)):
+        value = getattr(msg, name)
+        if kind == _F_SCALAR:
+            if type(value) not in arg:
+                return False
+        elif kind == _F_NESTED:
+            if type(value) is not arg or not _fast_valid(value):
+                return False
+        elif kind == _F_ARRAY:
+            dtype, length = arg
+            if type(value) is not np.ndarray or (value.dtype is not dtype and value.dtype != dtype) or (
+                    length and len(value) != length):
+                return False
+        elif kind == _F_STRS:
+            if type(value) is not list:
+                return False
+            for item in value:
+                if type(item) is not str:
+                    return False
+        elif kind == _F_SEQ:
+            if type(value) is not list:
+                return False
+            for item in value:
+                if type(item) is not arg or not _fast_valid(item):
+                    return False
+    return True
+
+
 class MessageDecodeError(ValueError):
     """A payload could not be decoded as the expected message type."""
 
@@ -64,6 +123,8 @@ class Message:
         Run before encoding: CDR would otherwise write "false" as True for a bool, a string
         as a list of characters, or an int64 array's bits as float64.
         """
+        if _fast_valid(self):
+            return  # every field already holds exactly its declared type: nothing to check or coerce
         self._coerce_arrays()
         for name, kind in _field_kinds(type(self)):
             value = getattr(self, name)

@@ -8,9 +8,11 @@ DDS) produce for the same definition. The deserialiser builds our generated clas
 from __future__ import annotations
 
 import importlib
+import sys
 from functools import cache
 from pathlib import Path
 
+from rosbags.interfaces import Msgdef
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
@@ -100,6 +102,26 @@ def interface_names() -> list[str]:
     return [name for name, _ in interface_files()]
 
 
+_LITTLE_ENDIAN = sys.byteorder == "little"  # Typestore.serialize_cdr's default
+_msgdefs: dict[str, Msgdef] = {}
+
+
+def _serialize_cdr(message: Message, typename: str) -> bytes:
+    """``bytes(typestore().serialize_cdr(message, typename))`` with the type's generated functions
+    looked up once (serialize runs on every publish, even in the deterministic executor)."""
+    store = typestore()
+    msgdef = _msgdefs.get(typename)
+    if msgdef is None:
+        msgdef = _msgdefs[typename] = store.get_msgdef(typename)
+    size = 4 + msgdef.getsize_cdr(0, message, store)
+    raw = bytearray(size)
+    raw[1] = _LITTLE_ENDIAN  # encapsulation header: 00 01 = CDR_LE, 00 00 = CDR_BE
+    func = msgdef.serialize_cdr_le if _LITTLE_ENDIAN else msgdef.serialize_cdr_be
+    pos = func(memoryview(raw)[4:], 0, message, store)
+    assert pos + 4 == size
+    return bytes(raw)
+
+
 def serialize(message: Message) -> bytes:
     """CDR (little endian, with the 4-byte encapsulation header), as ROS 2 puts it on the wire."""
     typename = getattr(message, "__msgtype__", None)
@@ -108,7 +130,7 @@ def serialize(message: Message) -> bytes:
     typestore()  # build outside the try: a broken interface file is not an encode error
     try:
         message.check_fields()  # type: ignore[attr-defined]
-        return bytes(typestore().serialize_cdr(message, typename))
+        return _serialize_cdr(message, typename)
     except (SerdeError, AttributeError, TypeError, ValueError, OverflowError) as exc:
         raise MessageEncodeError(f"cannot encode {typename}: {exc}") from exc
     except Exception as exc:  # struct.error and friends: name the type, never crash the caller

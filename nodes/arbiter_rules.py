@@ -352,9 +352,13 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
     return Decision(request_kw, target, outcome, tuple(reasons))
 
 
-def decide_breaker(state: SiteState, action: int, requested_by: str, limits: Limits, now_ns: int) -> Decision:
+def decide_breaker(state: SiteState, action: int, requested_by: str, limits: Limits, now_ns: int,
+                   chain: list[Link] | None = None) -> Decision:
     """Breaker requests: OPEN is always allowed (the safe direction); CLOSE needs the whole chain;
-    RESET of the 86 lockout needs a named person and no protection element picked up."""
+    RESET of the 86 lockout needs a named person and no protection element picked up.
+
+    ``chain``: ``interlock_chain(state, limits, now_ns)`` if the caller has it already (the arbiter
+    builds it for every decision anyway), so it is not built twice."""
     OPEN, CLOSE, RESET = 0, 1, 2  # BreakerRequest.ACTION_*
     if action == OPEN:
         return Decision(0.0, 0.0, GRANTED, (Reason("OPEN", f"open requested by {requested_by or 'unknown'}"),))
@@ -373,7 +377,7 @@ def decide_breaker(state: SiteState, action: int, requested_by: str, limits: Lim
     if action != CLOSE:
         return Decision(0.0, 0.0, REFUSED, (Reason("UNKNOWN_ACTION", f"unknown breaker action {action}"),))
     reasons = []
-    for link in interlock_chain(state, limits, now_ns):
+    for link in interlock_chain(state, limits, now_ns) if chain is None else chain:
         if link.name in ("relay.breaker_closed", "grid.enter_service", "pcs.fresh"):
             continue  # the breaker is open when we close it; enter service starts after the close
         if not link.ok:

@@ -10,8 +10,10 @@ measured evidence, so an alarm can say exactly what was seen.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,35 @@ class PowerBalanceCheck:
     _step: dict | None = None
     last_ratio: float | None = None
 
+    def __post_init__(self) -> None:
+        times = [s[0] for s in self.history]
+        self._in_order = all(a <= b for a, b in pairwise(times))  # see _window
+        self._last_t = times[-1] if times else -math.inf
+
+    def _window(self, low: float, high: float | None) -> list[tuple[float, float, float]]:
+        """``[s for s in self.history if low <= s[0] < high]`` (no upper bound for None). While the
+        samples are in time order (the node clock's) that is a run at the end: walk back from the
+        newest and stop at the first older than ``low``, instead of scanning up to 2000 samples on
+        every meter reading."""
+        if not self._in_order:
+            return [s for s in self.history if low <= s[0] and (high is None or s[0] < high)]
+        found = []
+        for sample in reversed(self.history):
+            if sample[0] < low:
+                break
+            if high is None or sample[0] < high:
+                found.append(sample)
+        found.reverse()  # oldest first, as the scan gives them (the sums below add in that order)
+        return found
+
     def add(self, t_s: float, poi_kw: float, bess_kw: float) -> Finding | bool | None:
         """Returns a Finding on a failed check, True on a passed one, None while waiting."""
+        if not t_s >= self._last_t:  # a clock step back (or NaN): scan the whole history from now on
+            self._in_order = False
+        self._last_t = t_s
         self.history.append((t_s, poi_kw, bess_kw))
         if self._step is None:
-            before = [s for s in self.history if t_s - self.window_s - 1.0 <= s[0] < t_s - 1.0]
+            before = self._window(t_s - self.window_s - 1.0, t_s - 1.0)
             if len(before) < 3:
                 return None
             bess_before = sum(s[2] for s in before) / len(before)
@@ -99,7 +125,7 @@ class PowerBalanceCheck:
             return None
         if t_s - self._step["t"] < self.settle_s:
             return None
-        after = [s for s in self.history if s[0] >= t_s - 1.0]
+        after = self._window(t_s - 1.0, None)
         step, self._step = self._step, None
         bess_after = sum(s[2] for s in after) / len(after)
         poi_after = sum(s[1] for s in after) / len(after)

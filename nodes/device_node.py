@@ -7,7 +7,7 @@ import math
 
 from energizeos.nodes.conditions import DEVICE_ALARMS_TOPIC, ConditionReporter
 from energizeos.nodes.device_link import InMemoryLink, LinkError, ModbusTcpLink, RegisterLink
-from energizeos.runtime import Node, ParameterDescriptor
+from energizeos.runtime import MIN_RATE_HZ, Node, ParameterDescriptor
 from energizeos_msgs.msg import Alarm, Header
 
 QUALITY_GOOD, QUALITY_INVALID, QUALITY_STALE = 0, 1, 2
@@ -32,7 +32,7 @@ class DeviceNode(Node):
         device_id = self.declare_parameter("device_id", 1, ParameterDescriptor(
             "Modbus unit id", min_value=0, max_value=247)).value
         self.poll_hz = self.declare_parameter("poll_hz", default_poll_hz, ParameterDescriptor(
-            "poll rate", min_value=0.1, max_value=50.0)).value
+            "poll rate", min_value=MIN_RATE_HZ, max_value=50.0)).value
         timeout = self.declare_parameter("timeout_s", 0.25, ParameterDescriptor(
             "Modbus reply timeout (bounds every I/O wait)", min_value=0.02, max_value=2.0)).value
         self.max_backoff_s = self.declare_parameter("max_backoff_s", 8.0, ParameterDescriptor(

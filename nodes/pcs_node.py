@@ -14,7 +14,7 @@ from energizeos import runtime
 from energizeos.nodes.device_link import LinkError
 from energizeos.nodes.device_node import NAN, QUALITY_GOOD, QUALITY_STALE
 from energizeos.nodes.sunspec_device import SunSpecDeviceNode
-from energizeos.runtime import ParameterDescriptor, Time
+from energizeos.runtime import MIN_RATE_HZ, ParameterDescriptor, Time
 from energizeos_msgs.msg import Alarm, PcsCommand, PcsStatus
 
 INV_STATES = {0: PcsStatus.STATE_OFF, 1: PcsStatus.STATE_STANDBY, 2: PcsStatus.STATE_STANDBY,
@@ -37,7 +37,7 @@ class PcsNode(SunSpecDeviceNode):
         self.max_command_age_s = self.declare_parameter("max_command_age_s", 2.0, ParameterDescriptor(
             "a command older than this is refused", min_value=0.1, max_value=30.0)).value
         self.heartbeat_s = self.declare_parameter("heartbeat_s", 1.0, ParameterDescriptor(
-            "set-point refresh period while commands are fresh", min_value=0.1, max_value=30.0)).value
+            "set-point refresh period while commands are fresh", min_value=0.1, max_value=1.0 / MIN_RATE_HZ)).value
         self.follow_tolerance_kw = self.declare_parameter("follow_tolerance_kw", 25.0).value
         self.follow_timeout_s = self.declare_parameter("follow_timeout_s", 5.0).value
         self.pub = self.create_publisher(PcsStatus, "/bess/pcs/status", 10)

@@ -5,7 +5,7 @@ solves the battery LP against the tariff and runs the safety gate. A plan that p
 by the configured policy (``approval: auto``) or waits for a user with the right role on
 ``/ems/plan/approve``; a plan that fails is rejected with its findings (``EMS_PLAN_REJECTED``).
 Approved plans become ``/ems/plan/active`` at the start of their day. While a plan is active, the
-last hour's load is compared with the forecast every 15 minutes; past ``replan_deviation_pct`` the
+last hour's load and the SOC are compared with the plan every 15 minutes; past ``replan_deviation_pct`` the
 rest of the day is re-planned from the measured SOC and the month's peaks so far, gated again, and
 approved as a continuation of the approved plan. Plans and approvals are stored and on the audit chain.
 """
@@ -57,7 +57,10 @@ class Planner(Node):
                 ramp_kw_per_interval=p("ramp_kw_per_interval", 500.0).value),
             export_limit_kw=p("export_limit_kw", 0.0).value,
             terminal_soc_pct=p("terminal_soc_pct", 50.0).value,
-            replan_deviation_pct=p("replan_deviation_pct", 10.0).value)
+            replan_deviation_pct=p("replan_deviation_pct", 5.0).value,
+            replan_soc_deviation_pct=p("replan_soc_deviation_pct", 5.0).value)
+        self.holidays = _parse_holidays(p("holidays", "us-federal", ParameterDescriptor(
+            "days the site runs as on a Sunday: us-federal, none, or ISO dates separated by commas")).value)
         db_url = p("db_url", "").value
         check_s = p("check_period_s", 60.0, ParameterDescriptor("how often the schedule is looked at",
                                                                 min_value=1.0, max_value=900.0)).value
@@ -94,19 +97,21 @@ class Planner(Node):
 
     def _seed_from_records(self) -> None:
         """The measured history in the records, so a restarted planner forecasts at once."""
-        from energizeos.planning.history import site_load_history
+        from energizeos.planning.history import POI_POINT, point_means, site_load_history
         from energizeos.planning.tracker import Series
 
-        now = self.now()
+        now = interval_start(int(self.now().timestamp()) // INTERVAL_S)  # the last whole interval boundary
         try:
             history = site_load_history(self._records(), now - timedelta(days=HISTORY_DAYS), now)
+            poi = point_means(self._records(), POI_POINT, history.start, history.end, history.interval_s)
         except SQLAlchemyError as exc:
             self._db_ready = False
             self.get_logger().warning(f"no load history from the records ({str(exc).splitlines()[0][:120]}): "
                                       "forecasting from live readings only")
             return
         if history.coverage > 0:
-            self.tracker.seed(Series(history.start, history.interval_s, history.values))
+            self.tracker.seed(Series(history.start, history.interval_s, history.values),
+                              Series(history.start, history.interval_s, poi))
             self.get_logger().info(f"load history from the records: {100 * history.coverage:.0f} % of "
                                    f"{HISTORY_DAYS} days")
 
@@ -158,7 +163,7 @@ class Planner(Node):
         start, n = local_day(day, self.tz)
         history = self.tracker.history(start, HISTORY_DAYS)
         try:
-            fc = forecast_day(history, day, tz=self.tz)
+            fc = forecast_day(history, day, tz=self.tz, holidays=self.holidays)
         except ForecastError as exc:
             recent = history.values[-96:]
             if np.sum(np.isfinite(recent)) < 48:
@@ -322,6 +327,21 @@ class Planner(Node):
         response.success = True
         response.message = f"plan {plan.plan_id} {'approved' if request.approve else 'rejected'} by {user}"
         return response
+
+
+def _parse_holidays(text: str) -> set[date] | None:
+    """None: the forecaster's default (US federal holidays, observed)."""
+    from energizeos.runtime.parameters import ParameterError
+
+    text = text.strip()
+    if text in ("", "us-federal"):
+        return None
+    if text == "none":
+        return set()
+    try:
+        return {date.fromisoformat(part.strip()) for part in text.split(",") if part.strip()}
+    except ValueError as exc:
+        raise ParameterError(f"holidays: {exc} (give us-federal, none or YYYY-MM-DD dates)") from exc
 
 
 def main(args: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from energizeos import runtime
 from energizeos.nodes import arbiter_rules as rules
-from energizeos.runtime import Node, ParameterDescriptor, Time, qos_profile_latched
+from energizeos.runtime import MIN_RATE_HZ, Node, ParameterDescriptor, Time, qos_profile_latched
 from energizeos_msgs.msg import (
     ArbiterDecision,
     BmsStatus,
@@ -48,7 +48,7 @@ class SafetyArbiter(Node):
         self.reversion_s = self.declare_parameter("pcs_reversion_s", 5.0, ParameterDescriptor(
             "PCS reverts to 0 kW if not refreshed within this time", min_value=1.0, max_value=300.0)).value
         tick_hz = self.declare_parameter("watchdog_hz", 2.0, ParameterDescriptor(
-            "decisions per second when no input arrives", min_value=0.5, max_value=20.0)).value
+            "decisions per second when no input arrives", min_value=MIN_RATE_HZ, max_value=20.0)).value
         self.state = rules.SiteState()
         self.request: DispatchRequest | None = None
         self._request_ns = 0
@@ -151,7 +151,7 @@ class SafetyArbiter(Node):
     def _publish_interlocks(self, now: int, header: Header) -> None:
         chain = rules.interlock_chain(self.state, self.limits, now)
         close = rules.decide_breaker(self.state, BreakerRequest.Request.ACTION_CLOSE, "interlock-check",
-                                     self.limits, now)
+                                     self.limits, now, chain)  # the same chain: built once per decision
         self.interlock_pub.publish(InterlockState(
             header=header,
             dispatch_permitted=all(link.ok for link in chain if link.name != "relay.close_permissive"),

@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from energizeos.loads import profile_day
 
 LOADS_DIR = Path(__file__).resolve().parent / "data" / "loads"
 DEFAULT_PROFILE = LOADS_DIR / "crb8760_norm_LosAngeles_LargeOffice.dat"
@@ -47,6 +50,7 @@ class PlantConfig:
     pv_kw_peak: float = 0.0  # optional rooftop PV behind the POI (clear-sky bell, 06:00-18:00 local solar time)
     utc_offset_h: float = -8.0  # site standard time (Pacific) for the load profile and the sun
     seed: int = 1
+    align_weekdays: bool = False  # map profile days (2017 calendar) onto the same weekdays of the simulated year
     # battery
     bess_kwh: float = 1000.0
     n_racks: int = 8
@@ -66,6 +70,9 @@ class PlantConfig:
     ct_ratio: float = 400.0  # 2000:5
     pt_ratio: float = 4.0  # 480:120 (277:69.3 line-to-neutral)
     relay_category: str = "II"
+    # longest physics sub-step: 1 s resolves the PCS lag and ramp and the relay clearing times. A
+    # coarse savings simulation may raise it to its step (every sub-step costs the same CPU time).
+    max_substep_s: float = 1.0
 
 
 @dataclass
@@ -90,9 +97,15 @@ class Plant:
 
     def __post_init__(self) -> None:
         cfg = self.config
+        if not cfg.max_substep_s > 0:
+            raise ValueError(f"max_substep_s must be > 0 s, got {cfg.max_substep_s}")
         self._profile = load_profile(cfg.profile)
         self._rng = random.Random(cfg.seed)
         self._noise = 0.0
+        self._noise_dt = math.nan  # the dt _noise_alpha/_noise_gain were computed for (the same every sub-step)
+        self._noise_alpha = self._noise_gain = 0.0
+        self._year_starts: dict[tuple[int, object], datetime] = {}  # 1 January 00:00 local, by year
+        self._day_index: dict[date, int] = {}  # simulated local day -> profile day (align_weekdays)
         self.load_kw = self._profile_kw(0.0)
         self.load_override_kw: float | None = None
         self.pv_kw = 0.0
@@ -153,10 +166,26 @@ class Plant:
             return 0.0
         return self.config.pv_kw_peak * math.sin(math.pi * (hour - 6.0) / 12.0)
 
+    def expected_load_kw(self, t_s: float) -> float:
+        """The profile's load at plant time ``t_s`` (may be before the start), without noise: what the
+        site's utility interval data would have shown."""
+        return self._profile_kw(t_s)
+
     def _profile_kw(self, t_s: float) -> float:
         """Hourly profile (local standard time), linearly interpolated, scaled to the annual energy."""
         when = self._local(t_s)
-        hour = (when - datetime(when.year, 1, 1, tzinfo=when.tzinfo)).total_seconds() / 3600.0
+        key = (when.year, when.tzinfo)
+        year_start = self._year_starts.get(key)
+        if year_start is None:  # cached: this runs every physics sub-step
+            year_start = self._year_starts[key] = datetime(when.year, 1, 1, tzinfo=when.tzinfo)
+        if self.config.align_weekdays:  # weekends stay weekends whatever the year
+            day = when.date()
+            index = self._day_index.get(day)
+            if index is None:
+                index = self._day_index[day] = profile_day(day, align_weekday=True)
+            hour = index * 24 + (when - when.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 3600
+        else:
+            hour = (when - year_start).total_seconds() / 3600.0
         i = int(hour) % 8760
         frac = hour - int(hour)
         share = self._profile[i] * (1 - frac) + self._profile[(i + 1) % 8760] * frac
@@ -184,18 +213,19 @@ class Plant:
 
     @property
     def temp_max(self) -> float:
-        return max(r.temp_c for r in self.racks)
+        return max([r.temp_c for r in self.racks])
 
     def current_limits(self) -> tuple[float, float]:
         """(max charge A, max discharge A) derated by temperature and SOC, as a BMS does."""
         nominal_v = 3.2 * self.config.cells_in_series
         base = self.config.pcs_kw * 1000.0 / nominal_v * 1.1
         t = self.temp_max
+        # = not self.bms_permissive, with the temperature taken once (this runs every physics sub-step)
+        if not self.contactors_closed or self.contactor_fault or t >= 60.0:
+            return 0.0, 0.0
         temp_factor = 1.0 if t <= 45.0 else max(0.0, (55.0 - t) / 10.0)
         charge = base * temp_factor * (1.0 if self.soc_pct <= 90 else max(0.0, (98.0 - self.soc_pct) / 8.0))
         discharge = base * temp_factor * (1.0 if self.soc_pct >= 10 else max(0.0, (self.soc_pct - 3.0) / 7.0))
-        if not self.bms_permissive:
-            return 0.0, 0.0
         return charge, discharge
 
     @property
@@ -241,9 +271,11 @@ class Plant:
 
     # --- stepping -----------------------------------------------------------------------------
     def step(self, t_s: float) -> None:
-        """Advance to plant time ``t_s``; long gaps are integrated in sub-steps of at most 1 s."""
+        """Advance to plant time ``t_s``; long gaps are integrated in sub-steps of at most
+        ``config.max_substep_s`` (1 s by default)."""
+        max_dt = self.config.max_substep_s
         while self.t_s < t_s - 1e-9:
-            self._advance(min(1.0, t_s - self.t_s))
+            self._advance(min(max_dt, t_s - self.t_s))
 
     def _advance(self, dt: float) -> None:
         self.t_s += dt
@@ -255,9 +287,12 @@ class Plant:
         self._update_meter(dt)
 
     def _update_grid(self) -> None:
-        self.grid_events = [e for e in self.grid_events if e.until_s > self.t_s]
-        v = next((e.value for e in self.grid_events if e.kind == "voltage"), 1.0)
-        f = next((e.value for e in self.grid_events if e.kind == "frequency"), self.config.f_nominal)
+        if self.grid_events:
+            self.grid_events = [e for e in self.grid_events if e.until_s > self.t_s]
+            v = next((e.value for e in self.grid_events if e.kind == "voltage"), 1.0)
+            f = next((e.value for e in self.grid_events if e.kind == "frequency"), self.config.f_nominal)
+        else:  # no grid event (nearly always): nominal, without building the generators
+            v, f = 1.0, self.config.f_nominal
         self.v_pu = v + 0.002 * math.sin(self.t_s / 37.0)
         self.f_hz = f + 0.005 * math.sin(self.t_s / 23.0)
 
@@ -282,9 +317,11 @@ class Plant:
 
     def _update_load(self, dt: float) -> None:
         # AR(1) noise: realistic short-term wander around the profile, reproducible by seed.
-        alpha = math.exp(-dt / 60.0)
+        if dt != self._noise_dt:  # the coefficients depend on dt only, which is the same nearly every sub-step
+            alpha = math.exp(-dt / 60.0)
+            self._noise_dt, self._noise_alpha, self._noise_gain = dt, alpha, math.sqrt(1 - alpha * alpha)
         sigma = self.config.load_noise_pct / 100.0
-        self._noise = alpha * self._noise + math.sqrt(1 - alpha * alpha) * self._rng.gauss(0.0, sigma)
+        self._noise = self._noise_alpha * self._noise + self._noise_gain * self._rng.gauss(0.0, sigma)
         if self.load_override_kw is not None:  # a forced load step (scenario tests, commissioning)
             self.load_kw = self.load_override_kw
         else:
@@ -323,15 +360,16 @@ class Plant:
         delta = -energy_kwh / cfg.eff_discharge if p > 0 else -energy_kwh * cfg.eff_charge
         self.soc_pct = min(100.0, max(0.0, self.soc_pct + 100.0 * delta / cfg.bess_kwh))
         heat = (p / cfg.pcs_kw) ** 2 * 8.0  # °C rise at full power in steady state
+        approach = 1.0 - math.exp(-dt / 300.0)  # the same for every rack
         for rack in self.racks:
             target = cfg.ambient_c + heat + rack.extra_heat_c
-            rack.temp_c += (target - rack.temp_c) * (1.0 - math.exp(-dt / 300.0))
+            rack.temp_c += (target - rack.temp_c) * approach
         if self.contactor_fault:
             self.contactors_closed = False
 
     def _update_meter(self, dt: float) -> None:
         p_poi = self.load_kw - self.pv_kw - self.pcs_p_kw if self.breaker_closed else 0.0
-        measured = self.meter_secondary()["p_kw_primary_as_configured"]
+        measured = self._meter(False)  # = meter_secondary()["p_kw_primary_as_configured"]
         self.poi_true_kw = p_poi
         energy = measured * dt / 3600.0
         if energy >= 0:
@@ -352,6 +390,11 @@ class Plant:
         converts back with its *configured* ratios, so a wrong CT ratio or a reversed CT shows up in
         the reported values exactly as in the field.
         """
+        return self._meter(True)
+
+    def _meter(self, full: bool) -> Any:
+        """``meter_secondary()``; with ``full`` False only its ``p_kw_primary_as_configured``, by the
+        same arithmetic without Q or the per-phase dicts (the energy registers need it every sub-step)."""
         cfg = self.config
         closed = self.breaker_closed
         p_kw = (self.load_kw - self.pv_kw - self.pcs_p_kw) if closed else 0.0
@@ -359,18 +402,22 @@ class Plant:
         v_ln = cfg.v_nominal_ln * self.v_pu
         phi = math.atan2(q_kvar, p_kw) if (p_kw or q_kvar) else 0.0
         i_primary = math.hypot(p_kw, q_kvar) * 1000.0 / (3.0 * v_ln) if v_ln else 0.0
+        phi_deg = math.degrees(phi)
+        i_sec = i_primary / self.installed_ct_ratio
         phases = {}
         p_total = q_total = 0.0
         for name, v_angle in (("A", 0.0), ("B", -120.0), ("C", 120.0)):
             v_sec = 0.0 if self.pt_fuse_blown[name] else v_ln / cfg.pt_ratio
-            i_sec = i_primary / self.installed_ct_ratio
-            i_angle = v_angle - math.degrees(phi) + (180.0 if self.ct_polarity[name] < 0 else 0.0)
+            i_angle = v_angle - phi_deg + (180.0 if self.ct_polarity[name] < 0 else 0.0)
             i_angle = (i_angle + 180.0) % 360.0 - 180.0
             rel = math.radians(v_angle - i_angle)
             p_total += v_sec * i_sec * math.cos(rel)
-            q_total += v_sec * i_sec * math.sin(rel)
-            phases[name] = {"v": v_sec, "v_angle": v_angle, "i": i_sec, "i_angle": i_angle}
+            if full:
+                q_total += v_sec * i_sec * math.sin(rel)
+                phases[name] = {"v": v_sec, "v_angle": v_angle, "i": i_sec, "i_angle": i_angle}
         scale = cfg.ct_ratio * cfg.pt_ratio / 1000.0  # secondary W -> primary kW with configured ratios
+        if not full:
+            return p_total * scale
         return {"phases": phases, "p_w": p_total, "q_var": q_total,
                 "s_va": math.hypot(p_total, q_total), "f_hz": self.f_hz,
                 "p_kw_primary_as_configured": p_total * scale}

@@ -4,7 +4,7 @@ by the in-memory transport the deterministic executor uses (same maps, same code
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 class RegisterError(ValueError):
@@ -73,6 +73,16 @@ class RegisterImage:
         offset = self._check(address, len(values))
         with self._lock:
             self._words[offset:offset + len(values)] = values
+
+    def set_runs(self, runs: Iterable[tuple[int, list[int]]]) -> None:
+        """``set_words(address, values)`` for each run, with one frozen check and one lock (the plant
+        stores a SunSpec group's points as a few runs of adjacent registers on every refresh)."""
+        if self.frozen:
+            return
+        with self._lock:
+            for address, values in runs:
+                offset = self._check(address, len(values))
+                self._words[offset:offset + len(values)] = values
 
     def snapshot(self) -> list[int]:
         if self.before_read is not None:

@@ -63,12 +63,15 @@ def test_replan_waits_for_a_real_departure_then_plans_the_rest_of_the_day_from_t
     load = office_day()
     plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), load, soc_pct=50.0, plan_id=4)
     noon = plan.start + timedelta(hours=12)
-    assert replan(TARIFF, SETTINGS, plan, noon, 40.0, load[44:48] * 1.05, {}, {}, 0.0, 5) is None  # within 10 %
-    assert replan(TARIFF, SETTINGS, plan, noon, 40.0, np.array([np.nan, np.nan, 2000.0, 2000.0]), {}, {}, 0.0,
+    on_plan = float(plan.soc_pct[47])
+    assert replan(TARIFF, SETTINGS, plan, noon, on_plan, load[44:48] * 1.04, {}, {}, 0.0, 5) is None  # within 5 %
+    assert replan(TARIFF, SETTINGS, plan, noon, on_plan, np.array([np.nan, np.nan, 2000.0, 2000.0]), {}, {}, 0.0,
                   5) is None  # two measured intervals are not enough to act on
+    drained = replan(TARIFF, SETTINGS, plan, noon, on_plan - 6.0, load[44:48], {}, {}, 0.0, 5)
+    assert drained is not None and "the SOC -6.0 points from the plan" in drained.notes[0]  # SOC off the plan
     again = replan(TARIFF, SETTINGS, plan, noon, 40.0, load[44:48] * 1.25, {"2025-07": 800.0}, {}, 0.0, 5)
     assert again is not None and again.parent_plan_id == 4 and again.start == noon and len(again.p_kw) == 48
     assert again.soc_start_pct == 40.0 and again.gate.passed
     assert again.load_kw[0] == pytest.approx(load[48] * (1 + 0.25 * 1.0), rel=1e-6)  # corrected, decaying
     assert again.load_kw[-1] == pytest.approx(load[-1], rel=0.02)  # back near the forecast by midnight
-    assert "re-plan at" in again.notes[0] and "+25 %" in again.notes[0]
+    assert "re-plan at" in again.notes[0] and "+25 % from the forecast" in again.notes[0]

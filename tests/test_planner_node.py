@@ -41,7 +41,8 @@ class Site:
         self.ex = SimExecutor(MONDAY.astimezone(UTC))
         self.surge = surge  # reality / the usual profile, from Monday noon on
         self.planner = Planner(executor=self.ex, parameter_overrides={
-            "db_url": self.url, "approval": approval, "check_period_s": 60.0, "plan_hour": 17})
+            "db_url": self.url, "approval": approval, "check_period_s": 60.0, "plan_hour": 17,
+            "replan_soc_deviation_pct": 100.0})  # this probe has no battery: its SOC never follows a plan
         begin = MONDAY.astimezone(UTC) - timedelta(days=28)
         values = [site_load(begin + timedelta(seconds=INTERVAL_S * (i + 0.5))) for i in range(28 * 96)]
         self.planner.tracker.seed(Series(begin, INTERVAL_S, np.array(values)))
@@ -142,3 +143,26 @@ def test_a_bad_policy_is_refused_by_name(tmp_path, approval):
 
     with pytest.raises(ParameterError, match="approval"):
         Site(tmp_path, approval=approval)
+
+
+def test_a_restarted_planner_takes_its_history_and_the_month_peak_from_the_records(tmp_path):
+    from energizeos.records.models import Telemetry
+    from energizeos.records.types import utc_from_ns
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    engine = make_engine(url)
+    init_db(engine)
+    begin = int((MONDAY - timedelta(days=3)).timestamp())
+    with Session(engine) as session:  # three days of 1-minute POI and PCS readings: 700 kW, one 1234 kW quarter
+        for minute in range(3 * 1440):
+            t = utc_from_ns((begin + 60 * minute) * 1_000_000_000)
+            poi = 1234.0 if 2 * 1440 + 600 <= minute < 2 * 1440 + 615 else 700.0
+            session.add(Telemetry(point="/site/poi/meter/p_kw", time=t, value=poi, quality=0))
+            session.add(Telemetry(point="/bess/pcs/status/p_kw", time=t, value=-50.0, quality=0))
+        session.commit()
+    ex = SimExecutor(MONDAY.astimezone(UTC))
+    planner = Planner(executor=ex, parameter_overrides={"db_url": url})
+    history = planner.tracker.history(MONDAY.astimezone(UTC), 3)
+    assert history.coverage == 1.0 and np.nanmax(history.values) == pytest.approx(1184.0)  # load = POI + PCS
+    ex.spin_for(61.0)
+    assert planner.month_peak == {"2025-07": pytest.approx(1234.0)}

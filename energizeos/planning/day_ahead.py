@@ -29,7 +29,8 @@ class PlannerSettings:
     battery: Battery = field(default_factory=Battery)
     export_limit_kw: float = 0.0
     terminal_soc_pct: float | None = 50.0  # soft target at the end of each day; None: the start SOC
-    replan_deviation_pct: float = 10.0  # re-plan when the last hour's load departs this much from the forecast
+    replan_deviation_pct: float = 5.0  # re-plan when the last hour's load departs this much from the forecast
+    replan_soc_deviation_pct: float = 5.0  # ... or the SOC this many points from the plan's
 
 
 @dataclass
@@ -143,26 +144,26 @@ def replan(tariff, settings: PlannerSettings, active: Plan, now: datetime, soc_p
            observed_kw: np.ndarray, prior_peak: dict[str, float], prior_on_peak: dict[str, float],
            previous_p_kw: float | None, plan_id: int) -> Plan | None:
     """Re-plan the rest of the active plan's day when the measured load of its last (up to four) intervals,
-    ``observed_kw`` (NaN where not measured), departs from their forecast by more than the setting; None
-    when it does not, when fewer than three of them were measured, or when nothing is left to plan."""
+    ``observed_kw`` (NaN where not measured), departs from their forecast by more than the setting, or the
+    measured SOC from the planned one; None when neither does or nothing is left to plan."""
     k = int((now - active.start).total_seconds() // active.interval_s)
     if k <= 0 or k >= len(active.p_kw):
         return None
     forecast = active.load_kw[max(0, k - len(observed_kw)):k]
     observed = np.asarray(observed_kw, dtype=float)[-len(forecast):]
     seen = np.isfinite(observed)
-    if seen.sum() < 3:
+    ratio = 1.0
+    if seen.sum() >= 3 and float(np.mean(forecast[seen])) > 0:  # three measured intervals to act on
+        expected, observed_mean = float(np.mean(forecast[seen])), float(np.mean(observed[seen]))
+        ratio = observed_mean / expected
+    soc_off = soc_pct - float(active.soc_pct[k - 1])
+    if abs(ratio - 1.0) * 100.0 < settings.replan_deviation_pct and abs(soc_off) < settings.replan_soc_deviation_pct:
         return None
-    expected, observed_mean = float(np.mean(forecast[seen])), float(np.mean(observed[seen]))
-    if expected <= 0 or abs(observed_mean - expected) / expected * 100.0 < settings.replan_deviation_pct:
-        return None
-    observed_kw = observed_mean
-    ratio = observed_kw / expected
     # the error decays back to the forecast over about four hours: a warm afternoon is not a warm night
     weights = np.exp(-np.arange(len(active.load_kw) - k) / 16.0)
     rest = active.load_kw[k:] * (1.0 + (ratio - 1.0) * weights)
     start = active.start + timedelta(seconds=k * active.interval_s)
-    note = (f"re-plan at {now.isoformat()}: the last hour's load {observed_kw:.0f} kW is {100 * (ratio - 1):+.0f} % "
-            f"from the forecast {expected:.0f} kW")
+    note = (f"re-plan at {now.isoformat()}: the last hour's load is {100 * (ratio - 1):+.0f} % from the forecast, "
+            f"the SOC {soc_off:+.1f} points from the plan")
     return _plan(tariff, settings, plan_id, start, rest, soc_pct, prior_peak, prior_on_peak, previous_p_kw,
                  f"{active.forecast_method} (bias-corrected)", [note], None, parent=active.plan_id)

@@ -21,6 +21,7 @@ class _Bin:
     load_sum: float = 0.0
     poi_sum: float = 0.0
     count: int = 0
+    poi_count: int = 0  # 0 for seeded load-only history: it says nothing about this month's billed peaks
 
 
 Series = LoadHistory  # a regular series of 15-minute means (NaN where nothing was measured)
@@ -44,17 +45,21 @@ class LoadTracker:
         b.load_sum += poi_kw + self.pcs_kw
         b.poi_sum += poi_kw
         b.count += 1
+        b.poi_count += 1
         if len(self.bins) > self.keep + 8:
             for old in sorted(self.bins)[: len(self.bins) - self.keep]:
                 del self.bins[old]
 
     def seed(self, series: Series, poi: Series | None = None) -> None:
-        """History from elsewhere (the records, utility interval data) before live readings arrive."""
+        """History from elsewhere (the records, utility interval data) before live readings arrive. ``poi``
+        (same grid) also restores the month's peaks so far; without it the seeded intervals count for the
+        forecast only."""
         k0 = int(series.start.timestamp()) // INTERVAL_S
         for i, v in enumerate(series.values):
             if math.isfinite(v):
-                p = float(poi.values[i]) if poi is not None and math.isfinite(poi.values[i]) else float(v)
-                self.bins.setdefault(k0 + i, _Bin(float(v), p, 1))
+                has_poi = poi is not None and math.isfinite(poi.values[i])
+                self.bins.setdefault(k0 + i, _Bin(float(v), float(poi.values[i]) if has_poi else 0.0, 1,
+                                                  1 if has_poi else 0))
 
     def history(self, end: datetime, days: int) -> Series:
         """Site-load 15-minute means over the ``days`` before ``end`` (NaN where nothing was measured)."""
@@ -66,7 +71,7 @@ class LoadTracker:
     def poi_means(self, start: datetime, end: datetime) -> dict[int, float]:
         """POI import 15-minute means of complete intervals in [start, end), by interval index."""
         k0, k1 = int(start.timestamp()) // INTERVAL_S, int(end.timestamp()) // INTERVAL_S
-        return {k: b.poi_sum / b.count for k, b in self.bins.items() if k0 <= k < k1 and b.count}
+        return {k: b.poi_sum / b.poi_count for k, b in self.bins.items() if k0 <= k < k1 and b.poi_count}
 
     def recent_loads(self, now: datetime, count: int = 4) -> np.ndarray:
         """Mean site load of the ``count`` complete intervals before ``now`` (NaN where not measured)."""

@@ -36,7 +36,7 @@ from energizeos.runtime.node import (
     Subscription,
     Timer,
 )
-from energizeos.runtime.parameters import Parameter, ParameterDescriptor, ParameterError
+from energizeos.runtime.parameters import MIN_RATE_HZ, Parameter, ParameterDescriptor, ParameterError
 from energizeos.runtime.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -48,6 +48,7 @@ from energizeos.runtime.qos import (
 )
 
 __all__ = [
+    "MIN_RATE_HZ",
     "Client",
     "Clock",
     "DurabilityPolicy",

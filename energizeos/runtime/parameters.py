@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ParameterValue = bool | int | float | str | list
+# Lowest rate a periodic node parameter (poll, physics step, watchdog tick) accepts: one per hour.
+# Long savings simulations run the whole graph at a 60 s step (1/60 Hz); the field rates stay the defaults.
+MIN_RATE_HZ = 1.0 / 3600.0
 
 
 class ParameterError(ValueError):

@@ -18,6 +18,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
+from itertools import repeat
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,19 @@ class Point:
     group: str | None = None  # e.g. "settings": the points a checksum covers
     primary: str | None = None  # "CTR", "PTR" or "CTR*PTR": secondary -> primary factor
     _exp: int = field(default=0, repr=False)
+    # For the fast paths of encode()/decode() (every plant refresh and every poll): the integer
+    # range a value may take (the sentinel excluded), and 10**|exp| as an int, as encode computes it.
+    _low: int = field(default=0, init=False, repr=False)
+    _high: int = field(default=0, init=False, repr=False)
+    _pow: int = field(default=1, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        low, high = RAW_RANGE.get(self.type, (0, 0))
+        if self.has_sentinel and self.type in SENTINEL:
+            low, high = (low + 1, high) if low < 0 else (low, high - 1)
+        object.__setattr__(self, "_low", low)
+        object.__setattr__(self, "_high", high)
+        object.__setattr__(self, "_pow", 10 ** abs(self._exp))
 
     @property
     def count(self) -> int:
@@ -119,6 +133,18 @@ class Point:
     # --- encode -----------------------------------------------------------------------------
     def encode(self, value: Any) -> list[int]:
         """Engineering value -> register words. ValueError (naming the point) if it cannot be."""
+        # Fast path for the common case, a finite number in range for a point without enum (the
+        # same arithmetic as below); anything else, every error included, takes the full path.
+        cls = type(value)
+        if (cls is float or cls is int) and not self.enum and self.type != "bits" and math.isfinite(value) and (
+                self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum):
+            if self.type == "float32":
+                if abs(value) <= FLOAT32_MAX:
+                    return _float_words(float(value))
+            else:
+                raw = round(value * self._pow) if self._exp < 0 else round(value / self._pow)
+                if self._low <= raw <= self._high:
+                    return _int_words(self.type, raw)
         if self.type == "bits":
             return [self._encode_bits(value)]
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -183,7 +209,10 @@ class Point:
         if self.type == "float32":
             number = struct.unpack(">f", struct.pack(">HH", *words))[0]
             return None if math.isnan(number) and self.nullable else number
-        raw = _int_from_words(self.type, words)
+        return self._from_raw(_int_from_words(self.type, words))
+
+    def _from_raw(self, raw: int) -> Value:
+        """An integer point's value from its raw (signed) register value."""
         if self.has_sentinel and raw == SENTINEL[self.type]:
             return None
         # Dividing by an exact integer returns the float nearest the decimal value (1200 -> 1.2).
@@ -206,7 +235,10 @@ def _int_from_words(kind: str, words: Sequence[int]) -> int:
 
 
 def _float_words(number: float) -> list[int]:
-    return list(struct.unpack(">HH", struct.pack(">f", number)))  # high word first
+    return list(_WORDS2.unpack(_F32.pack(number)))  # high word first
+
+
+_F32, _WORDS2 = struct.Struct(">f"), struct.Struct(">HH")  # float32 <-> its two words, high word first
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,6 +254,9 @@ class DeviceMap:
     checksum_point: str | None = None
     checksum_group: str | None = None
     _defaults: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # (base, word count) -> the readable points wholly inside, in address order (decode, every poll)
+    _block_points: dict[tuple[int, int], tuple[tuple[str, Point, int], ...]] = field(
+        default_factory=dict, init=False, repr=False)
 
     # --- construction -----------------------------------------------------------------------
     @classmethod
@@ -282,12 +317,20 @@ class DeviceMap:
     # --- plant side -------------------------------------------------------------------------
     def encode(self, values: Mapping[str, Any]) -> list[tuple[int, list[int]]]:
         """Values by point name -> ``[(address, words), ...]`` in address order."""
-        writes = [(self.point(name).address, self.point(name).encode(value)) for name, value in values.items()]
+        points = self.points
+        writes = []
+        for name, value in values.items():
+            point = points.get(name) or self.point(name)  # self.point: the error for an unknown name
+            writes.append((point.address, point.encode(value)))
         return sorted(writes)
 
     def encode_into(self, image: RegisterImage, values: Mapping[str, Any]) -> None:
         """Encode every value, then store them with ``image.set_words`` (the device's own update)."""
         writes = self.encode(values)  # all-or-nothing: a bad value must not leave a half-updated image
+        set_runs = getattr(image, "set_runs", None)
+        if set_runs is not None:  # a RegisterImage: the same set_words, under one lock
+            set_runs(writes)
+            return
         for address, words in writes:
             image.set_words(address, words)
 
@@ -318,13 +361,29 @@ class DeviceMap:
 
     def decode(self, words: Sequence[int], base: int) -> dict[str, Value]:
         """Decode a contiguous block read at ``base``: every readable point wholly inside it."""
-        if any(not isinstance(w, int) or not 0 <= w <= 0xFFFF for w in words):
+        # = any(not isinstance(w, int) or not 0 <= w <= 0xFFFF for w in words), in C
+        if not all(map(isinstance, words, repeat(int))) or (words and not 0 <= min(words) <= max(words) <= 0xFFFF):
             raise ValueError(f"{self.name}: register words must be integers 0..65535")
+        key = (base, len(words))
+        inside = self._block_points.get(key)
+        if inside is None:  # every poll reads the same blocks: find their points once
+            inside = self._block_points[key] = tuple(
+                (point.name, point, point.address - base)
+                for point in sorted(self.points.values(), key=lambda p: p.address)
+                if point.readable and base <= point.address and point.end <= base + len(words))
         out: dict[str, Value] = {}
-        for point in sorted(self.points.values(), key=lambda p: p.address):
-            if point.readable and base <= point.address and point.end <= base + len(words):
-                offset = point.address - base
-                out[point.name] = point.decode(words[offset:offset + point.count])
+        for name, point, offset in inside:
+            # Point.decode without its call, slice and checks for the common types (the same arithmetic)
+            kind = point.type
+            if kind == "float32":
+                number = _F32.unpack(_WORDS2.pack(words[offset], words[offset + 1]))[0]
+                out[name] = None if math.isnan(number) and point.nullable else number
+            elif kind == "uint16":
+                out[name] = point._from_raw(words[offset])
+            elif kind == "uint32":
+                out[name] = point._from_raw((words[offset] << 16) | words[offset + 1])
+            else:
+                out[name] = point.decode(words[offset:offset + point.count])
         return out
 
     def encode_write(self, name: str, value: Any) -> tuple[int, list[int]]:

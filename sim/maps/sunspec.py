@@ -423,6 +423,19 @@ class _Setter(NamedTuple):
     none_words: tuple[int, ...] | None            # the not-implemented words (None: the reference decides)
 
 
+class _Record(NamedTuple):
+    """``SunSpecImage.set_many`` compiled for one list of point names (all 1- or 2-register integers)."""
+
+    # per name, in the caller's order: (run, offset in the run, registers, sf kind, sf arg, low, high,
+    # sentinel, sentinel allowed, not-implemented words)
+    points: tuple[tuple, ...]
+    runs: tuple[tuple[int, int], ...]  # (address, count) of the adjacent-point runs, in address order
+    sf_span: tuple[int, int]           # the model's sunssf registers (address, count), peeked once
+
+
+_NO_RECORD: Any = object()  # "not compiled yet" (None: compiled, and not eligible)
+
+
 def _int_words(raw: int, regs: int) -> list[int]:
     if regs == 1:
         return [raw & 0xFFFF]
@@ -800,6 +813,7 @@ class SunSpecLayout:
         for model in self.models:
             self._by_id.setdefault(model.model_id, model)  # first instance wins; see ``models`` for all
         self.end_address = self.models[-1].end_address if self.models else base + 2
+        self._points_in: dict[tuple[int, int], list[tuple[PointDef, bool]]] = {}
 
     @property
     def size(self) -> int:
@@ -945,6 +959,15 @@ class SunSpecLayout:
 
     def points_in(self, address: int, count: int) -> list[tuple[PointDef, bool]]:
         """Points overlapping ``address..address+count-1``, each with True when fully covered."""
+        # Memoised (the layout is fixed once built): every client write (a PCS set-point, each
+        # control step) asks for the same few spans, and the scan walks every point of every model.
+        key = (address, count)
+        found = self._points_in.get(key)
+        if found is None:
+            found = self._points_in[key] = self._find_points_in(address, count)
+        return list(found)
+
+    def _find_points_in(self, address: int, count: int) -> list[tuple[PointDef, bool]]:
         out: list[tuple[PointDef, bool]] = []
         end = address + count
         for model in self.models:
@@ -965,6 +988,7 @@ class SunSpecImage:
     def __init__(self, layout: SunSpecLayout, name: str = "sunspec") -> None:
         self.layout = layout
         self.registers = RegisterImage(layout.base, layout.size, name)
+        self._records: dict[tuple, _Record | None] = {}  # compiled set_many plans, by model, group, names
         words = [*SUNS_MARKER]
         for model in layout.models:
             words.extend(model.initial_words())
@@ -999,7 +1023,80 @@ class SunSpecImage:
 
     def set_many(self, model_id: int, values: Mapping[str, Value], group: GroupSpec = None, index: int = 0) -> None:
         """``set`` several points of one group (in order: a bad one raises after those before it are stored)."""
+        if values:
+            # The plant refreshes the same groups with the same point names on every read of the image
+            # (the BMS: 8 racks x 11 points each poll), so each name list compiles once into a record.
+            try:
+                key = (model_id, group, index, tuple(values))
+                record = self._records.get(key, _NO_RECORD)
+            except TypeError:  # an unhashable group spec
+                record = None
+            if record is _NO_RECORD:
+                record = self._records[key] = self._compile_record(model_id, key[3], group, index)
+            if record is not None and self._store_record(record, values.values()):
+                return
         self._set_items(model_id, values.items(), group, index)
+
+    def _compile_record(self, model_id: int, names: tuple[str, ...], group: GroupSpec, index: int) -> _Record | None:
+        """The record for ``names`` (integer points only); None: ``_set_items`` does it (and the errors)."""
+        try:
+            model = self.layout.model(model_id)
+            setters = [model._setter(name, group, index) for name in names]
+        except Exception:  # whatever it is, _set_items raises it as it always has
+            return None
+        if any(s.refuse is not None or s.sf_kind == _S_REF or s.ints is None or s.ints[0] > 2 for s in setters):
+            return None
+        # the registers to store, merged into runs of adjacent points exactly as ``_store`` merges them
+        runs: list[list[int]] = []  # [address, count]
+        for s in sorted(setters, key=lambda s: s.address):
+            if runs and s.address == runs[-1][0] + runs[-1][1]:
+                runs[-1][1] += s.ints[0]  # type: ignore[index]
+            elif runs and s.address < runs[-1][0] + runs[-1][1]:
+                return None  # overlapping points (the same name twice cannot happen in a mapping)
+            else:
+                runs.append([s.address, s.ints[0]])  # type: ignore[index]
+        where: list[tuple] = []
+        for s in setters:
+            run = next(i for i, (address, count) in enumerate(runs) if address <= s.address < address + count)
+            regs, low, high, sentinel, zero_ok = s.ints  # type: ignore[misc]
+            where.append((run, s.address - runs[run][0], regs, s.sf_kind, s.sf_arg, low, high, sentinel, zero_ok,
+                          s.none_words))
+        return _Record(tuple(where), tuple((a, c) for a, c in runs), model._sunssf_span())
+
+    def _store_record(self, record: _Record, values: Iterable[Value]) -> bool:
+        """``_set_items`` for a compiled record when every value takes the common path (then the same
+        words reach the same ``set_words`` calls); False, with nothing stored, for ``_set_items`` to do it."""
+        buffers = [[0] * count for _address, count in record.runs]
+        sf_first, sf_words = record.sf_span[0], None
+        for value, (run, offset, regs, sf_kind, sf_arg, low, high, sentinel, zero_ok, none_words) in zip(
+                values, record.points, strict=True):
+            if value is None:
+                if none_words is None:
+                    return False
+                buffers[run][offset:offset + regs] = none_words
+                continue
+            sf: int | None = None
+            if sf_kind == _S_CONST:
+                sf = sf_arg
+            elif sf_kind == _S_REG:
+                if sf_words is None:  # peek: the plant's own encoding must not trigger refresh-on-read
+                    sf_words = self.registers.peek(sf_first, record.sf_span[1])
+                sf = sf_words[sf_arg - sf_first]
+                if sf >= 0x8000:
+                    sf -= 0x10000
+                if sf == _SUNSSF_UNSET:
+                    return False
+            raw = _fast_int_raw(value, sf)
+            if raw is None or not low <= raw <= high or (raw == sentinel and not zero_ok):
+                return False
+            if regs == 1:
+                buffers[run][offset] = raw & 0xFFFF
+            else:
+                buffers[run][offset] = (raw >> 16) & 0xFFFF
+                buffers[run][offset + 1] = raw & 0xFFFF
+        self.registers.set_runs((address, words) for (address, _count), words in zip(record.runs, buffers,
+                                                                                     strict=True))
+        return True
 
     def _set_items(self, model_id: int, items: Iterable[tuple[str, Value]], group: GroupSpec, index: int) -> None:
         """``_set_reference`` for each item through the compiled encoders: the sunssf registers are read
