@@ -1,0 +1,39 @@
+"""The savings benchmark on short horizons: the whole graph against the plant, billed both ways."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import date
+
+import pytest
+
+from energizeos.savings import SavingsConfig, run
+from energizeos.sim.plant import DEFAULT_PROFILE as OFFICE  # the LargeOffice profile shipped with the simulator
+from tests.conftest import ENERGIZEOS
+
+
+def test_without_a_strategy_the_battery_saves_nothing_and_the_bills_agree():
+    result = run(SavingsConfig(load=OFFICE, annual_kwh=6_642_784, start=date(2025, 7, 14), days=1, strategy="none"))
+    assert result["savings"] == 0.0 and result["bill_with_bess"] == result["bill_without_bess"] > 0
+    assert result["peak_kw_with"] == result["peak_kw_without"]
+    assert result["perfect_foresight_savings"] > 0  # the battery could have helped
+
+
+def test_the_planned_strategy_saves_within_the_perfect_foresight_limit_without_export():
+    series: dict = {}
+    result = run(SavingsConfig(load=OFFICE, annual_kwh=6_642_784, start=date(2025, 7, 14), days=2), series=series)
+    assert 0 < result["savings"] <= result["perfect_foresight_savings"]
+    assert result["savings_ratio"] == pytest.approx(result["savings"] / result["perfect_foresight_savings"], abs=1e-4)
+    assert result["export_violations"] == 0 and result["export_kwh"] == 0.0
+    assert result["plans"] >= 2 and len(series["load_kw"]) == 2 * 96
+    month = result["demand_kw"]["with"]["2025-07"]
+    assert month["on_peak_demand_kw"] < result["demand_kw"]["without"]["2025-07"]["on_peak_demand_kw"] - 100
+
+
+def test_bad_options_are_refused_by_name():
+    bad = subprocess.run([ENERGIZEOS, "simulate", "--load", str(OFFICE), "--annual-kwh", "1e6", "--strategy", "magic"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--strategy 'magic'" in bad.stderr
+    missing = subprocess.run([ENERGIZEOS, "simulate", "--load", "/nonexistent.dat", "--annual-kwh", "1e6", "--days",
+                              "1", "--json"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "nonexistent.dat" in (missing.stderr + missing.stdout)
