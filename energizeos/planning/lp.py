@@ -19,6 +19,8 @@ over with a default.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass, field
 
 import highspy
@@ -124,13 +126,36 @@ class _Model:
             starts.append(len(index))
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = (
             np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = _quiet_highs()
         h.passModel(lp)
         h.run()
         status = h.modelStatusToString(h.getModelStatus())
         x = np.array(h.getSolution().col_value) if status == "Optimal" else np.zeros(len(self.cost))
         return status, x, h.getInfo().objective_function_value
+
+
+def _quiet_highs() -> highspy.Highs:
+    """A solver object without the banner HiGHS writes to stdout (file descriptor 1) the first time:
+    ``--json`` output must stay one JSON object."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _BANNER_SHOWN = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+_BANNER_SHOWN = False
 
 
 def solve(problem: Problem) -> Result:
