@@ -106,6 +106,16 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
         for r in day.values():
             rows.append((f"fast-forward, devices polled at {r['poll_hz']:g} Hz: wall s per plant day",
                          f"{r['wall_s_per_plant_day']} s ({r['plant_seconds_per_wall_second']:,}x)", "", None))
+    year = results.get("sim_year")
+    if year:
+        per_day = year["median_wall_s_per_day"]
+        rows.append(("whole graph at a 60 s step: wall s per simulated day (365 days)",
+                     f"{per_day:.2f} s ({365 * per_day:.0f} s)", "<= 0.33 s (120 s)", 365 * per_day <= 120))
+    fc = results.get("forecast")
+    if fc:
+        for name, r in (fc.get("accuracy", {}).get("profiles") or {}).items():
+            rows.append((f"day-ahead forecast {name}: MAPE / peak error", f"{r.get('mape_pct')} % / "
+                         f"{r.get('peak_error_pct')} %", "", None))
     hist = results.get("historian")
     if hist:
         for backend in ("sqlite", "postgresql"):
@@ -162,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "sim_day": ("bench_sim_day.py", ["--hours", "1"], 300),
         "control_latency": ("bench_control_latency.py", ["--seconds", "30"], 180),
         "historian": ("bench_historian.py", ["--rows", "300000"], 300),
+        "sim_year": ("bench_sim_year.py", ["--days", "2", "--substep-s", "60"], 300),
+        "forecast": ("bench_forecast.py", ["--skip-db", "--no-variants"], 300),
     }
     results: dict = {}
     errors: dict[str, str] = {}
