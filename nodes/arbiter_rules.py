@@ -91,6 +91,7 @@ class PcsIn:
     p_kw: float
     good: bool
     received_ns: int
+    fault: bool = False  # the PCS reports its FAULT state: nothing may be dispatched to it
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,9 @@ def interlock_chain(state: SiteState, limits: Limits, now_ns: int) -> list[Link]
             Link("bms.soc_in_window", limits.soc_min_pct <= b.soc_pct <= limits.soc_max_pct, "/bess/bms/status",
                  f"soc={b.soc_pct:.1f} %", age),
         ]
+    if p is not None:
+        links.append(Link("pcs.no_fault", not p.fault, "/bess/pcs/status", f"fault={p.fault}",
+                          _age_s(p.received_ns, now_ns)))
     es = state.enter_service
     links.append(Link("grid.enter_service", es.in_service_since_ns is not None, "/site/poi/relay",
                       "in service" if es.in_service_since_ns is not None else (
@@ -275,6 +279,8 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
         broken.append(Reason("BMS_NOT_READY", "BMS permissive is off"))
     if not math.isfinite(bms.soc_pct):
         broken.append(Reason("BMS_SOC_INVALID", f"BMS reports SOC {bms.soc_pct}"))
+    if state.pcs is not None and state.pcs.fault:
+        broken.append(Reason("PCS_FAULT", "PCS reports a fault"))
     if broken:
         return refuse_all([*broken[:-1], Reason(broken[-1].code, broken[-1].text + ": 0 kW")])
     volts = bms.dc_voltage_v if math.isfinite(bms.dc_voltage_v) and bms.dc_voltage_v > 0 else 0.0
@@ -378,8 +384,9 @@ def decide_breaker(state: SiteState, action: int, requested_by: str, limits: Lim
         return Decision(0.0, 0.0, REFUSED, (Reason("UNKNOWN_ACTION", f"unknown breaker action {action}"),))
     reasons = []
     for link in interlock_chain(state, limits, now_ns) if chain is None else chain:
-        if link.name in ("relay.breaker_closed", "grid.enter_service", "pcs.fresh"):
-            continue  # the breaker is open when we close it; enter service starts after the close
+        if link.name in ("relay.breaker_closed", "grid.enter_service", "pcs.fresh", "pcs.no_fault"):
+            continue  # the breaker is open when we close it; enter service starts after the close; a faulted
+            # PCS at 0 kW (checked below) does not stop the facility from being fed
         if not link.ok:
             reasons.append(Reason(link.name.upper().replace(".", "_"), f"{link.name} is not satisfied ({link.value})"))
     if not grid_in_window(relay, limits):

@@ -99,7 +99,8 @@ class SafetyArbiter(Node):
             self._now()))
 
     def on_pcs(self, msg: PcsStatus) -> None:
-        self.state = replace(self.state, pcs=rules.PcsIn(msg.p_kw, msg.quality == GOOD, self._now()))
+        self.state = replace(self.state, pcs=rules.PcsIn(msg.p_kw, msg.quality == GOOD, self._now(),
+                                                         msg.quality == GOOD and msg.state == PcsStatus.STATE_FAULT))
 
     def on_request(self, msg: DispatchRequest) -> None:
         self.request, self._request_ns = msg, self._now()

@@ -629,7 +629,7 @@ def test_interlock_chain_healthy_and_in_order():
     assert [link.name for link in chain] == [
         "meter.fresh", "relay.fresh", "bms.fresh", "pcs.fresh", "relay.breaker_closed", "relay.no_trip",
         "relay.no_86_lockout", "relay.close_permissive", "bms.permissive", "bms.contactors_closed", "bms.no_fault",
-        "bms.soc_in_window", "grid.enter_service"]
+        "bms.soc_in_window", "pcs.no_fault", "grid.enter_service"]
     assert all(link.ok for link in chain)
     assert all(link.age_s == pytest.approx(0.1) for link in chain)
 
@@ -892,3 +892,12 @@ def test_decide_follows_enter_service_through_the_ramp():
         now = NOW + round(later_s * NS)
         fresh_state = refreshed(replace(state, meter=replace(state.meter, received_ns=now)), now)
         assert rules.decide(fresh_state, 400.0, DEFAULTS, now).granted_kw == pytest.approx(granted)
+
+
+def test_a_pcs_in_fault_gets_nothing_and_the_chain_says_why():
+    state = healthy(pcs={"fault": True})
+    d = rules.decide(state, 200.0, DEFAULTS, NOW)
+    assert d.granted_kw == 0.0 and d.outcome == REFUSED and "PCS_FAULT" in codes(d)
+    chain = {link.name: link.ok for link in rules.interlock_chain(state, DEFAULTS, NOW)}
+    assert chain["pcs.no_fault"] is False and chain["bms.permissive"] is True
+    assert rules.decide(healthy(), 200.0, DEFAULTS, NOW).granted_kw == 200.0  # the same site without the fault

@@ -72,3 +72,16 @@ def test_simulate_scenario_command_prints_one_json_object():
     assert data["scenario"] == "meter-loss" and data["goal_met"] is True and data["zero_after_s"] > 0
     bad = subprocess.run([ENERGIZEOS, "simulate", "scenario", "nope"], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "unknown scenario 'nope'" in " ".join(bad.stderr.split())
+
+
+def test_a_pcs_fault_on_the_plant_makes_the_arbiter_refuse_dispatch():
+    """Over the device nodes: the PCS reports FAULT (SunSpec 701), the arbiter drops pcs.no_fault."""
+    from energizeos.scenarios import _ramp_in, build_site
+
+    site = build_site({"mode": "peak_shaving", "peak_threshold_kw": 300.0}, load_kw=700.0)
+    _ramp_in(site, 400.0)
+    site.plant.site.inject("pcs_fault")
+    site.run(3.0)
+    last = site.decisions[-1][1]
+    assert last.granted_kw == 0.0 and "PCS_FAULT" in last.reason_codes
+    assert "PCS reports a fault" in " ".join(last.reason_texts)
