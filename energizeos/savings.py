@@ -11,7 +11,6 @@ shaves what the forecast missed).
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -218,7 +217,3 @@ def perfect_foresight(tariff, start: datetime, load_kw: np.ndarray, cfg: Savings
     if not result.ok:
         raise RuntimeError(f"perfect-foresight LP: {result.status} {result.binding}")
     return result
-
-
-def fmt_money(value: float) -> str:
-    return f"${value:,.0f}" if math.isfinite(value) else "-"

@@ -180,15 +180,13 @@ class Planner(Node):
         if made is None:
             return
         values, method, notes = made
-        soc = self.soc_pct if self.soc_pct is not None else self.settings.terminal_soc_pct or 50.0
-        if self.soc_pct is None:
-            notes.append(f"no SOC reading: planned from {soc:g} %")
-        else:  # tomorrow starts where today's plan ends, not where the battery is now
-            soc = self.settings.terminal_soc_pct if self.settings.terminal_soc_pct is not None else soc
-        start, _n = local_day(day, self.tz)
-        peaks = self._prior_peaks(start)
-        plan = plan_day(self.tariff, self.settings, day, values, soc, *peaks, plan_id=self._new_id(), method=method,
-                        notes=notes)
+        # tomorrow starts where today's plan ends (its terminal target), not where the battery is now;
+        # the morning re-plan corrects it from the measured SOC
+        soc = self.settings.terminal_soc_pct
+        if soc is None:
+            soc = self.soc_pct if self.soc_pct is not None else 50.0
+        plan = plan_day(self.tariff, self.settings, day, values, soc, *self._prior_peaks(), plan_id=self._new_id(),
+                        method=method, notes=notes)
         self.next = plan
         self._propose(plan)
 
@@ -204,7 +202,7 @@ class Planner(Node):
             return
         rest_start = start + timedelta(seconds=k * INTERVAL_S)
         plan = plan_partial(self.tariff, self.settings, self._new_id(), rest_start, values[k:], self.soc_pct,
-                            *self._prior_peaks(rest_start), self.pcs_kw, method, [*notes, "plan for the rest of today"])
+                            *self._prior_peaks(), self.pcs_kw, method, [*notes, "plan for the rest of today"])
         self._propose(plan)
         if plan.plan_id in self.approved:
             self._activate(plan)
@@ -218,7 +216,7 @@ class Planner(Node):
             return
         observed = self.tracker.recent_loads(interval_start(k))
         plan = replan(self.tariff, self.settings, self.active, interval_start(k), self.soc_pct, observed,
-                      *self._prior_peaks(interval_start(k)), self.pcs_kw, self._new_id())
+                      *self._prior_peaks(), self.pcs_kw, self._new_id())
         if plan is None:
             return
         self._propose(plan, continuation_of=self.active.plan_id)
@@ -240,7 +238,8 @@ class Planner(Node):
                 self.month_on_peak[month] = max(self.month_on_peak.get(month, 0.0), poi)
             self._peaks_done_k = k
 
-    def _prior_peaks(self, start: datetime) -> tuple[dict[str, float], dict[str, float]]:
+    def _prior_peaks(self) -> tuple[dict[str, float], dict[str, float]]:
+        """The peaks already set (billed) this month: non-coincident and on-peak, by month."""
         return dict(self.month_peak), dict(self.month_on_peak)
 
     # --- gate, approval, activation ---------------------------------------------------------------
