@@ -17,14 +17,13 @@ from energizeos.nodes import dispatch_strategies as strategies
 from energizeos.nodes.conditions import ConditionReporter
 from energizeos.nodes.events import EventReporter
 from energizeos.runtime import MIN_RATE_HZ, Node, ParameterDescriptor, Time, qos_profile_latched
-from energizeos_msgs.msg import BmsStatus, DispatchPlan, DispatchRequest, Header, MeterReading, PcsStatus
+from energizeos_msgs.msg import DispatchPlan, DispatchRequest, Header, MeterReading, PcsStatus
 from energizeos_msgs.srv import SetDispatchMode
 
 MODES = {"standby": DispatchRequest.MODE_STANDBY, "peak_shaving": DispatchRequest.MODE_PEAK_SHAVING,
          "export_limit": DispatchRequest.MODE_EXPORT_LIMIT, "plan": DispatchRequest.MODE_PLAN,
          "manual": DispatchRequest.MODE_MANUAL, "threshold": DispatchRequest.MODE_PEAK_SHAVING}
 GOOD = 0
-SOC_MARGIN_PCT = 2.0  # plan mode: shave beyond the plan only while the SOC is at most this far below the plan's
 
 
 class Dispatcher(Node):
@@ -61,23 +60,18 @@ class Dispatcher(Node):
         self.manual_user = ""
         self.meter: MeterReading | None = None
         self.pcs_kw: float | None = None
-        self.soc_pct: float | None = None
         self.plan: DispatchPlan | None = None
         self.last: DispatchRequest | None = None
         self._request_id = self.get_clock().now().nanoseconds // 1_000_000 * 1000
         self.pub = self.create_publisher(DispatchRequest, "/ems/dispatch/request", 10)
         self.create_subscription(MeterReading, "/site/poi/meter", self.on_meter, 10)
         self.create_subscription(PcsStatus, "/bess/pcs/status", self.on_pcs, 10)
-        self.create_subscription(BmsStatus, "/bess/bms/status", self.on_bms, 10)
         self.create_subscription(DispatchPlan, "/ems/plan/active", self.on_plan, qos_profile_latched)
         self.create_service(SetDispatchMode, "/ems/dispatch/mode", self.on_set_mode)
         self.create_timer(1.0 / rate, self.tick)
 
     def on_pcs(self, msg: PcsStatus) -> None:
         self.pcs_kw = msg.p_kw if msg.quality == GOOD else None
-
-    def on_bms(self, msg: BmsStatus) -> None:
-        self.soc_pct = float(msg.soc_pct) if msg.quality == GOOD and math.isfinite(msg.soc_pct) else None
 
     def on_plan(self, msg: DispatchPlan) -> None:
         self.plan = msg
@@ -139,18 +133,9 @@ class Dispatcher(Node):
         reason = f"plan {plan.plan_id}: {value:+.1f} kW for this interval"
         threshold = plan.peak_threshold_kw[index] if index < len(plan.peak_threshold_kw) else None
         load = strategies.site_load(poi, bess)
-        if threshold is not None and load - value > threshold:  # reality above the forecast: shave the rest...
-            hold = load - threshold
-            planned_soc = plan.soc_pct[index - 1] if 0 < index <= len(plan.soc_pct) else None
-            if self.soc_pct is None or planned_soc is None or self.soc_pct >= planned_soc - SOC_MARGIN_PCT:
-                value = hold
-                reason = f"plan {plan.plan_id}: {value:+.1f} kW to hold the POI at {threshold:.0f} kW"
-            elif value < 0.0:  # never set a peak by charging: charge less, down to nothing
-                value = min(0.0, hold)
-                reason = f"plan {plan.plan_id}: charge cut to {-value:.1f} kW to hold the POI at {threshold:.0f} kW"
-            else:  # ...but not with energy the plan needs later: the planner re-plans from the real SOC
-                reason += (f"; POI above {threshold:.0f} kW but SOC {self.soc_pct:.1f} % is below the planned "
-                           f"{planned_soc:.1f} %: energy kept for later intervals")
+        if threshold is not None and load - value > threshold:  # reality above the forecast: shave the rest
+            value = load - threshold  # (charging less comes first: a plan never charges into a new peak)
+            reason = f"plan {plan.plan_id}: {value:+.1f} kW to hold the POI at {threshold:.0f} kW"
         return value, reason
 
     def _watch_peak(self) -> None:
