@@ -18,7 +18,7 @@ from energizeos import runtime
 from energizeos.knowledge.catalogue import TOPIC_TYPES, load_catalogue
 from energizeos.nodes.alarm_engine import AlarmEngine, Limits, Transition
 from energizeos.nodes.conditions import DEVICE_ALARMS_TOPIC
-from energizeos.records.db import init_db, make_engine
+from energizeos.records.db import error_line, init_db, make_engine
 from energizeos.records.models import AlarmRecord, User
 from energizeos.records.types import ns_from_utc
 from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
@@ -74,7 +74,7 @@ class AlarmManager(Node):
             with Session(self.engine_db) as session:
                 open_alarms = session.exec(select(AlarmRecord).where(AlarmRecord.state != Alarm.STATE_NORMAL)).all()
         except SQLAlchemyError as exc:
-            self.get_logger().warning(f"open alarms not restored, the records cannot be read: {_short(exc)}")
+            self.get_logger().warning(f"open alarms not restored, the records cannot be read: {error_line(exc)}")
             return
         restored = 0
         for r in open_alarms:
@@ -103,7 +103,7 @@ class AlarmManager(Node):
             with Session(self.engine_db) as session:
                 account = session.exec(select(User).where(User.username == user)).first()
         except SQLAlchemyError as exc:
-            return f"the user database cannot be read ({_short(exc)})"
+            return f"the user database cannot be read ({error_line(exc)})"
         if account is None:
             return "unknown user"
         if account.disabled:
@@ -120,9 +120,6 @@ class AlarmManager(Node):
         response.success, response.message = ok, message
         return response
 
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:160]
 
 
 def main(args: list[str] | None = None) -> None:

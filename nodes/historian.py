@@ -20,7 +20,7 @@ from energizeos.home import subdir
 from energizeos.nodes import historian_rows as rows
 from energizeos.nodes.conditions import ConditionReporter
 from energizeos.nodes.events import EVENTS_TOPIC
-from energizeos.records.db import init_db, make_engine, redacted
+from energizeos.records.db import error_line, init_db, make_engine, redacted
 from energizeos.records.spool import Spool, SpoolFileDamaged
 from energizeos.records.writer import Batch, RecordWriter
 from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
@@ -150,7 +150,7 @@ class Historian(Node):
             self._write(batch)
         except UNAVAILABLE as exc:
             self._schema_ready = False
-            self._to_spool(batch, _short(exc))
+            self._to_spool(batch, error_line(exc))
         except (SQLAlchemyError, DBAPIError, ValueError) as exc:
             self._reject(batch, exc)
 
@@ -164,7 +164,7 @@ class Historian(Node):
     def _reject(self, batch: Batch, exc: Exception) -> None:
         """A batch the database refuses for its content: kept on disk for an engineer, never dropped."""
         path = self.rejected.put(batch)
-        self.get_logger().error(f"database refused batch {batch.batch_id} ({batch.count} rows): {_short(exc)}; "
+        self.get_logger().error(f"database refused batch {batch.batch_id} ({batch.count} rows): {error_line(exc)}; "
                                 f"kept in {path}")
 
     def retry_spool(self) -> None:
@@ -187,9 +187,6 @@ class Historian(Node):
             self.get_logger().info(f"database back: replayed {replayed} spooled batch(es) in order")
             self.conditions.set("EMS_HISTORIAN_SPOOLING", False)
 
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200]
 
 
 def main(args: list[str] | None = None) -> None:

@@ -25,7 +25,7 @@ from energizeos.planning import approval
 from energizeos.planning.day_ahead import Plan, PlannerSettings, local_day, plan_day, plan_partial, replan
 from energizeos.planning.lp import Battery
 from energizeos.planning.tracker import INTERVAL_S, LoadTracker, interval_start
-from energizeos.records.db import init_db, make_engine
+from energizeos.records.db import error_line, init_db, make_engine
 from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
 from energizeos_msgs.msg import Alarm, BmsStatus, DispatchPlan, MeterReading, PcsStatus
 from energizeos_msgs.srv import PlanApproval
@@ -106,7 +106,7 @@ class Planner(Node):
             poi = point_means(self._records(), POI_POINT, history.start, history.end, history.interval_s)
         except SQLAlchemyError as exc:
             self._db_ready = False
-            self.get_logger().warning(f"no load history from the records ({str(exc).splitlines()[0][:120]}): "
+            self.get_logger().warning(f"no load history from the records ({error_line(exc)}): "
                                       "forecasting from live readings only")
             return
         if history.coverage > 0:
@@ -257,7 +257,7 @@ class Planner(Node):
                                plan.body(), plan.gate.findings, self.get_clock().now().nanoseconds)
         except SQLAlchemyError as exc:
             self._db_ready = False
-            self.get_logger().error(f"plan {plan.plan_id} could not be stored ({str(exc).splitlines()[0][:120]}): "
+            self.get_logger().error(f"plan {plan.plan_id} could not be stored ({error_line(exc)}): "
                                     "it cannot be approved")
             return
         if not plan.gate.passed:

@@ -120,3 +120,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'records.db'}"
     server = request.getfixturevalue("postgres")
     return server.create_database(f"test_{os.getpid()}_{next(_db_counter)}")
+
+
+@pytest.fixture
+def migrated_engine(db_url: str) -> Iterator[object]:
+    """An engine on a fresh database (each backend) with the schema migrated to the newest revision."""
+    from energizeos.records.db import init_db, make_engine
+
+    engine = make_engine(db_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()

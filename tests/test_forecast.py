@@ -23,7 +23,6 @@ from energizeos.planning.forecast import (
     forecast_day,
 )
 from energizeos.planning.history import BESS_POINT, POI_POINT, LoadHistory, site_load_history
-from energizeos.records.db import init_db, make_engine
 from energizeos.records.models import Telemetry
 
 TZ = "America/Los_Angeles"
@@ -175,11 +174,8 @@ def test_evaluate_is_exact_on_a_periodic_series_and_never_peeks():
 
 # --- history from the records database ---------------------------------------------------------------
 @pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    init_db(engine)
-    yield engine
-    engine.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 def test_site_load_history_is_15_minute_means_of_poi_plus_bess_with_gaps(engine):

@@ -12,7 +12,6 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel
 
 from energizeos.records import audit
-from energizeos.records.db import init_db, make_engine
 from energizeos.records.migrate import current_revision, downgrade, head_revision, upgrade
 from energizeos.records.models import AlarmRecord, Event, Role, Telemetry
 from energizeos.records.writer import Batch, RecordWriter, verify_sealed_rows
@@ -23,11 +22,8 @@ T0 = 1_795_600_000_000_000_000  # 2026-11-25 in ns
 
 
 @pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    init_db(engine)
-    yield engine
-    engine.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 def test_migrations_create_every_table_and_match_the_models(engine):

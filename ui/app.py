@@ -12,7 +12,7 @@ import time
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from energizeos.records.db import make_engine
+from energizeos.records.db import error_line, make_engine
 from energizeos.ui.alarm_view import open_alarms
 from energizeos.ui.graph_view import GraphView, open_graph_view
 
@@ -100,7 +100,7 @@ def live_alarms() -> None:
     try:
         rows = open_alarms(records())
     except SQLAlchemyError as exc:  # the page stays up while the records are away
-        st.warning(f"Records not readable yet: {str(exc).splitlines()[0][:160]}")
+        st.warning(f"Records not readable yet: {error_line(exc)}")
         return
     if not rows:
         st.success("No open alarms")

@@ -42,3 +42,10 @@ def init_db(engine: Engine) -> None:
 def redacted(engine: Engine) -> str:
     """The URL with any password hidden, for messages."""
     return engine.url.render_as_string(hide_password=True)
+
+
+def error_line(exc: BaseException, width: int = 160) -> str:
+    """The first line of a database error, short enough for a log line or a status message
+    (SQLAlchemy appends the whole statement and its parameters)."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:width]
