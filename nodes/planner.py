@@ -225,18 +225,19 @@ class Planner(Node):
 
     # --- peaks so far -----------------------------------------------------------------------------
     def _update_peaks(self, now: datetime) -> None:
-        """Fold closed 15-minute intervals into this month's peaks (non-coincident and on-peak)."""
+        """Fold the intervals closed since the last call into this month's peaks (non-coincident and
+        on-peak); each interval is looked at once."""
         k_now = int(now.timestamp()) // INTERVAL_S
-        start = interval_start(max(self._peaks_done_k, k_now - 31 * 96))
-        for k, poi in sorted(self.tracker.poi_means(start, interval_start(k_now)).items()):
-            if k <= self._peaks_done_k:
-                continue
+        first = max(self._peaks_done_k + 1, k_now - 31 * 96)
+        if first >= k_now:
+            return
+        for k, poi in sorted(self.tracker.poi_means(interval_start(first), interval_start(k_now)).items()):
             prices = self.tariff.interval_prices(interval_start(k), 1, INTERVAL_S)
             month = prices.month_key[0]
             self.month_peak[month] = max(self.month_peak.get(month, 0.0), poi)
             if bool(prices.on_peak_demand[0]):
                 self.month_on_peak[month] = max(self.month_on_peak.get(month, 0.0), poi)
-            self._peaks_done_k = k
+        self._peaks_done_k = k_now - 1
 
     def _prior_peaks(self) -> tuple[dict[str, float], dict[str, float]]:
         """The peaks already set (billed) this month: non-coincident and on-peak, by month."""

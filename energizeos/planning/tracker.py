@@ -71,7 +71,11 @@ class LoadTracker:
     def poi_means(self, start: datetime, end: datetime) -> dict[int, float]:
         """POI import 15-minute means of complete intervals in [start, end), by interval index."""
         k0, k1 = int(start.timestamp()) // INTERVAL_S, int(end.timestamp()) // INTERVAL_S
-        return {k: b.poi_sum / b.poi_count for k, b in self.bins.items() if k0 <= k < k1 and b.poi_count}
+        if k1 - k0 <= len(self.bins):  # a short window (the usual case): look its intervals up
+            pairs = ((k, self.bins.get(k)) for k in range(k0, k1))
+        else:  # a long one: scan what there is
+            pairs = ((k, b) for k, b in self.bins.items() if k0 <= k < k1)
+        return {k: b.poi_sum / b.poi_count for k, b in pairs if b is not None and b.poi_count}
 
     def recent_loads(self, now: datetime, count: int = 4) -> np.ndarray:
         """Mean site load of the ``count`` complete intervals before ``now`` (NaN where not measured)."""
