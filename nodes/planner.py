@@ -58,7 +58,10 @@ class Planner(Node):
             export_limit_kw=p("export_limit_kw", 0.0).value,
             terminal_soc_pct=p("terminal_soc_pct", 50.0).value,
             replan_deviation_pct=p("replan_deviation_pct", 5.0).value,
-            replan_soc_deviation_pct=p("replan_soc_deviation_pct", 5.0).value)
+            replan_soc_deviation_pct=p("replan_soc_deviation_pct", 5.0).value,
+            threshold_margin_pct=p("threshold_margin_pct", 0.0, ParameterDescriptor(
+                "plan the POI threshold for a load this much above the forecast", min_value=0.0,
+                max_value=50.0)).value)
         self.holidays = _parse_holidays(p("holidays", "us-federal", ParameterDescriptor(
             "days the site runs as on a Sunday: us-federal, none, or ISO dates separated by commas")).value)
         db_url = p("db_url", "").value

@@ -75,3 +75,15 @@ def test_replan_waits_for_a_real_departure_then_plans_the_rest_of_the_day_from_t
     assert again.load_kw[0] == pytest.approx(load[48] * (1 + 0.25 * 1.0), rel=1e-6)  # corrected, decaying
     assert again.load_kw[-1] == pytest.approx(load[-1], rel=0.02)  # back near the forecast by midnight
     assert "re-plan at" in again.notes[0] and "+25 % from the forecast" in again.notes[0]
+
+
+def test_a_threshold_margin_plans_the_defended_poi_level_for_a_heavier_day():
+    from dataclasses import replace
+
+    load = office_day()
+    plain = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), load, soc_pct=50.0, plan_id=7)
+    wary = plan_day(TARIFF, replace(SETTINGS, threshold_margin_pct=5.0), date(2025, 7, 15), load, soc_pct=50.0,
+                    plan_id=8)
+    assert np.array_equal(wary.p_kw, plain.p_kw) and wary.gate.passed  # the same power schedule...
+    assert np.all(wary.threshold_kw >= plain.threshold_kw - 1e-6)  # ...defending a level it can keep
+    assert np.max(wary.threshold_kw[wary.on_peak]) > np.max(plain.threshold_kw[plain.on_peak]) + 10.0

@@ -31,6 +31,9 @@ class PlannerSettings:
     terminal_soc_pct: float | None = 50.0  # soft target at the end of each day; None: the start SOC
     replan_deviation_pct: float = 5.0  # re-plan when the last hour's load departs this much from the forecast
     replan_soc_deviation_pct: float = 5.0  # ... or the SOC this many points from the plan's
+    # the POI threshold is planned for a load this much above the forecast (0: the forecast's own). Measured on
+    # 14 LargeOffice days: 5 % took the savings ratio from 0.46 to 0.57 in January, from 0.78 to 0.72 in July
+    threshold_margin_pct: float = 0.0
 
 
 @dataclass
@@ -99,14 +102,26 @@ def _plan(tariff, settings: PlannerSettings, plan_id: int, start: datetime, load
           method: str, notes: list[str], expected_intervals: int | None, parent: int = 0) -> Plan:
     n = len(load_kw)
     prices = _prices(tariff, start, n)
-    result = solve(Problem(load_kw=np.asarray(load_kw, dtype=float), prices=prices, battery=settings.battery,
-                           soc_start_pct=soc_pct, interval_s=INTERVAL_S, export_limit_kw=settings.export_limit_kw,
-                           prior_peak_kw=prior_peak, prior_on_peak_kw=prior_on_peak, previous_p_kw=previous_p_kw,
-                           terminal_soc_pct=settings.terminal_soc_pct))
+
+    def lp(load: np.ndarray) -> Result:
+        return solve(Problem(load_kw=load, prices=prices, battery=settings.battery, soc_start_pct=soc_pct,
+                             interval_s=INTERVAL_S, export_limit_kw=settings.export_limit_kw,
+                             prior_peak_kw=prior_peak, prior_on_peak_kw=prior_on_peak, previous_p_kw=previous_p_kw,
+                             terminal_soc_pct=settings.terminal_soc_pct))
+
+    result = lp(np.asarray(load_kw, dtype=float))
     b = settings.battery
     soc_start = min(max(soc_pct, b.floor_pct), b.soc_max_pct)
-    threshold = np.array([result.on_peak_kw.get(m, np.inf) if on else result.peak_kw.get(m, np.inf)
+    # The power schedule follows the forecast; the POI threshold the dispatcher defends when reality runs
+    # above it may come from the same LP on a heavier load: a threshold the battery can hold on a day a
+    # little heavier than forecast is one it keeps, at the price of less shaving when the forecast is right.
+    margin = lp(np.asarray(load_kw, dtype=float) * (1.0 + settings.threshold_margin_pct / 100.0)) \
+        if settings.threshold_margin_pct > 0 else result
+    bound = margin if margin.ok else result
+    threshold = np.array([bound.on_peak_kw.get(m, np.inf) if on else bound.peak_kw.get(m, np.inf)
                           for m, on in zip(prices.month, prices.on_peak, strict=True)])
+    threshold = np.maximum(threshold, [result.on_peak_kw.get(m, 0.0) if on else result.peak_kw.get(m, 0.0)
+                                       for m, on in zip(prices.month, prices.on_peak, strict=True)])
     threshold = np.where(np.isfinite(threshold), threshold, np.max(result.grid_kw, initial=0.0))
     to_check = gate.PlanToCheck(start, INTERVAL_S, result.p_kw, result.soc_pct, np.asarray(load_kw, dtype=float),
                                 soc_start, prices.energy_rate, prices.on_peak)
