@@ -103,8 +103,8 @@ class Planning(_Strict):
     plan_hour: int = Field(17, ge=0, le=23)  # site hour when tomorrow is planned
     bess_kwh: float = Field(1000.0, gt=0)  # usable energy
     terminal_soc_pct: float = Field(50.0, ge=0, le=100)
-    replan_deviation_pct: float = Field(5.0, gt=0)
-    replan_soc_deviation_pct: float = Field(5.0, gt=0)
+    replan_deviation_pct: float = Field(0.0, ge=0)  # 0: re-plan every interval (rolling horizon)
+    replan_soc_deviation_pct: float = Field(0.0, ge=0)
 
 
 class Ems(_Strict):

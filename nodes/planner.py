@@ -5,7 +5,8 @@ solves the battery LP against the tariff and runs the safety gate. A plan that p
 by the configured policy (``approval: auto``) or waits for a user with the right role on
 ``/ems/plan/approve``; a plan that fails is rejected with its findings (``EMS_PLAN_REJECTED``).
 Approved plans become ``/ems/plan/active`` at the start of their day. While a plan is active, the
-last hour's load and the SOC are compared with the plan every 15 minutes; past ``replan_deviation_pct`` the
+rest of the day is re-planned every 15 minutes from the measured SOC (or, with ``replan_deviation_pct``, only when the
+load or the SOC departs from the plan); the
 rest of the day is re-planned from the measured SOC and the month's peaks so far, gated again, and
 approved as a continuation of the approved plan. Plans and approvals are stored and on the audit chain.
 """
@@ -57,8 +58,10 @@ class Planner(Node):
                 ramp_kw_per_interval=p("ramp_kw_per_interval", 500.0).value),
             export_limit_kw=p("export_limit_kw", 0.0).value,
             terminal_soc_pct=p("terminal_soc_pct", 50.0).value,
-            replan_deviation_pct=p("replan_deviation_pct", 5.0).value,
-            replan_soc_deviation_pct=p("replan_soc_deviation_pct", 5.0).value,
+            replan_deviation_pct=p("replan_deviation_pct", 0.0, ParameterDescriptor(
+                "re-plan when the load departs this much from the forecast (0: every interval)", min_value=0.0)).value,
+            replan_soc_deviation_pct=p("replan_soc_deviation_pct", 0.0, ParameterDescriptor(
+                "... or the SOC this many points from the plan (0: every interval)", min_value=0.0)).value,
             threshold_margin_pct=p("threshold_margin_pct", 0.0, ParameterDescriptor(
                 "plan the POI threshold for a load this much above the forecast", min_value=0.0,
                 max_value=50.0)).value)

@@ -60,16 +60,19 @@ def test_a_plan_that_cannot_hold_the_export_limit_fails_the_gate_with_the_bindin
 
 
 def test_replan_waits_for_a_real_departure_then_plans_the_rest_of_the_day_from_the_measured_soc():
+    from dataclasses import replace as _replace
+
+    settings = _replace(SETTINGS, replan_deviation_pct=5.0, replan_soc_deviation_pct=5.0)
     load = office_day()
     plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), load, soc_pct=50.0, plan_id=4)
     noon = plan.start + timedelta(hours=12)
     on_plan = float(plan.soc_pct[47])
-    assert replan(TARIFF, SETTINGS, plan, noon, on_plan, load[44:48] * 1.04, {}, {}, 0.0, 5) is None  # within 5 %
-    assert replan(TARIFF, SETTINGS, plan, noon, on_plan, np.array([np.nan, np.nan, 2000.0, 2000.0]), {}, {}, 0.0,
+    assert replan(TARIFF, settings, plan, noon, on_plan, load[44:48] * 1.04, {}, {}, 0.0, 5) is None  # within 5 %
+    assert replan(TARIFF, settings, plan, noon, on_plan, np.array([np.nan, np.nan, 2000.0, 2000.0]), {}, {}, 0.0,
                   5) is None  # two measured intervals are not enough to act on
-    drained = replan(TARIFF, SETTINGS, plan, noon, on_plan - 6.0, load[44:48], {}, {}, 0.0, 5)
+    drained = replan(TARIFF, settings, plan, noon, on_plan - 6.0, load[44:48], {}, {}, 0.0, 5)
     assert drained is not None and "the SOC -6.0 points from the plan" in drained.notes[0]  # SOC off the plan
-    again = replan(TARIFF, SETTINGS, plan, noon, 40.0, load[44:48] * 1.25, {"2025-07": 800.0}, {}, 0.0, 5)
+    again = replan(TARIFF, settings, plan, noon, 40.0, load[44:48] * 1.25, {"2025-07": 800.0}, {}, 0.0, 5)
     assert again is not None and again.parent_plan_id == 4 and again.start == noon and len(again.p_kw) == 48
     assert again.soc_start_pct == 40.0 and again.gate.passed
     assert again.load_kw[0] == pytest.approx(load[48] * (1 + 0.25 * 1.0), rel=1e-6)  # corrected, decaying
@@ -87,3 +90,10 @@ def test_a_threshold_margin_plans_the_defended_poi_level_for_a_heavier_day():
     assert np.array_equal(wary.p_kw, plain.p_kw) and wary.gate.passed  # the same power schedule...
     assert np.all(wary.threshold_kw >= plain.threshold_kw - 1e-6)  # ...defending a level it can keep
     assert np.max(wary.threshold_kw[wary.on_peak]) > np.max(plain.threshold_kw[plain.on_peak]) + 10.0
+
+
+def test_by_default_every_interval_is_re_planned_from_the_measured_state():
+    plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), office_day(), soc_pct=50.0, plan_id=9)
+    noon = plan.start + timedelta(hours=12)
+    again = replan(TARIFF, SETTINGS, plan, noon, float(plan.soc_pct[47]), plan.load_kw[44:48], {}, {}, 0.0, 10)
+    assert again is not None and again.start == noon and again.gate.passed  # on plan, and re-planned all the same

@@ -42,6 +42,7 @@ class Site:
         self.surge = surge  # reality / the usual profile, from Monday noon on
         self.planner = Planner(executor=self.ex, parameter_overrides={
             "db_url": self.url, "approval": approval, "check_period_s": 60.0, "plan_hour": 17,
+            "replan_deviation_pct": 10.0,  # re-plans only on a real departure, to see each one
             "replan_soc_deviation_pct": 100.0})  # this probe has no battery: its SOC never follows a plan
         begin = MONDAY.astimezone(UTC) - timedelta(days=28)
         values = [site_load(begin + timedelta(seconds=INTERVAL_S * (i + 0.5))) for i in range(28 * 96)]

@@ -29,8 +29,11 @@ class PlannerSettings:
     battery: Battery = field(default_factory=Battery)
     export_limit_kw: float = 0.0
     terminal_soc_pct: float | None = 50.0  # soft target at the end of each day; None: the start SOC
-    replan_deviation_pct: float = 5.0  # re-plan when the last hour's load departs this much from the forecast
-    replan_soc_deviation_pct: float = 5.0  # ... or the SOC this many points from the plan's
+    # Re-plan when the last hour's load departs this much from the forecast, or the SOC this many points from
+    # the plan's. 0 (the default): re-plan every interval from the measured state, a rolling horizon.
+    # Measured on 14 LargeOffice days against 5 / 5: savings ratio 0.46 -> 0.58 in January, 0.78 -> 0.79 in July.
+    replan_deviation_pct: float = 0.0
+    replan_soc_deviation_pct: float = 0.0
     # the POI threshold is planned for a load this much above the forecast (0: the forecast's own). Measured on
     # 14 LargeOffice days: 5 % took the savings ratio from 0.46 to 0.57 in January, from 0.78 to 0.72 in July
     threshold_margin_pct: float = 0.0
