@@ -104,13 +104,13 @@ def _profile_holidays(cfg: SavingsConfig) -> list[date]:
 
 def _seed_history(planner, plant, cfg: SavingsConfig) -> None:
     """The site's utility interval data before the EMS started: the same profile, without noise."""
-    from energizeos.planning.tracker import Series
+    from energizeos.planning.history import LoadHistory
 
     n = cfg.history_days * 96
     begin = _start_utc(cfg) - timedelta(days=cfg.history_days)
     model = plant.site.plant
     values = [model.expected_load_kw((i + 0.5) * INTERVAL_S - n * INTERVAL_S) for i in range(n)]
-    planner.tracker.seed(Series(begin, INTERVAL_S, np.asarray(values, dtype=float)))
+    planner.tracker.seed(LoadHistory(begin, INTERVAL_S, np.asarray(values, dtype=float)))
 
 
 def run(cfg: SavingsConfig, progress: Callable[[int, int], None] | None = None, series: dict | None = None) -> dict:
@@ -205,12 +205,12 @@ def run(cfg: SavingsConfig, progress: Callable[[int, int], None] | None = None, 
 
 def perfect_foresight(tariff, start: datetime, load_kw: np.ndarray, cfg: SavingsConfig, plant_cfg):
     """The theoretical limit: one LP over the whole period with the load as it really was."""
-    from energizeos.planning.day_ahead import _prices
+    from energizeos.planning.day_ahead import tariff_prices
     from energizeos.planning.lp import Battery, Problem, solve
 
     battery = Battery(power_kw=cfg.bess_kw, energy_kwh=cfg.bess_kwh, charge_efficiency=plant_cfg.eff_charge,
                       discharge_efficiency=plant_cfg.eff_discharge)
-    prices = _prices(tariff, start, len(load_kw))
+    prices = tariff_prices(tariff, start, len(load_kw))
     result = solve(Problem(load_kw=np.asarray(load_kw, dtype=float), prices=prices, battery=battery,
                            soc_start_pct=plant_cfg.initial_soc_pct, interval_s=INTERVAL_S,
                            terminal_soc_pct=plant_cfg.initial_soc_pct))

@@ -19,8 +19,9 @@ from energizeos.knowledge.catalogue import TOPIC_TYPES, load_catalogue
 from energizeos.nodes.alarm_engine import AlarmEngine, Limits, Transition
 from energizeos.nodes.conditions import DEVICE_ALARMS_TOPIC
 from energizeos.records.db import error_line, init_db, make_engine
-from energizeos.records.models import AlarmRecord, User
+from energizeos.records.models import AlarmRecord
 from energizeos.records.types import ns_from_utc
+from energizeos.records.users import authorize
 from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
 from energizeos_msgs import msg as msgs
 from energizeos_msgs.msg import Alarm
@@ -28,8 +29,6 @@ from energizeos_msgs.srv import AlarmAction
 
 ALARMS_TOPIC = "/ems/alarms"
 ACTION_SERVICE = "/ems/alarms/action"
-ALLOWED_ROLES = {"acknowledge": {"operator", "engineer", "admin"}, "shelve": {"operator", "engineer", "admin"},
-                 "unshelve": {"operator", "engineer", "admin"}}
 LATCHED_TOPICS = {"/ems/arbiter/interlocks", "/ems/graph/health", "/ems/plan/active"}
 
 
@@ -100,17 +99,10 @@ class AlarmManager(Node):
 
     def authorize(self, user: str, action: str) -> str | None:
         try:
-            with Session(self.engine_db) as session:
-                account = session.exec(select(User).where(User.username == user)).first()
+            _role, refusal = authorize(self.engine_db, user, f"{action} alarms")
         except SQLAlchemyError as exc:
             return f"the user database cannot be read ({error_line(exc)})"
-        if account is None:
-            return "unknown user"
-        if account.disabled:
-            return "account disabled"
-        if account.role not in ALLOWED_ROLES[action]:
-            return f"role {account.role!r} may not {action} alarms (needs one of {sorted(ALLOWED_ROLES[action])})"
-        return None
+        return refusal or None
 
     def on_action(self, request: AlarmAction.Request, response: AlarmAction.Response) -> AlarmAction.Response:
         ok, message, transitions = self.alarms.act(request.alarm_id, request.action, request.user.strip(),
@@ -123,12 +115,7 @@ class AlarmManager(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = AlarmManager()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(AlarmManager, args)
 
 
 if __name__ == "__main__":

@@ -83,9 +83,4 @@ class BmsNode(SunSpecDeviceNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = BmsNode()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(BmsNode, args)

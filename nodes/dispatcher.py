@@ -196,9 +196,4 @@ class Dispatcher(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = Dispatcher()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(Dispatcher, args)

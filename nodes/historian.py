@@ -190,12 +190,7 @@ class Historian(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = Historian()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(Historian, args)
 
 
 if __name__ == "__main__":

@@ -148,9 +148,4 @@ QUALITY_NAMES = {QUALITY_GOOD: "good", QUALITY_INVALID: "invalid", QUALITY_STALE
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = MeterNode()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(MeterNode, args)

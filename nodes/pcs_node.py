@@ -168,9 +168,4 @@ class PcsNode(SunSpecDeviceNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = PcsNode()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(PcsNode, args)

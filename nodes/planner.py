@@ -27,6 +27,7 @@ from energizeos.planning.day_ahead import Plan, PlannerSettings, local_day, plan
 from energizeos.planning.lp import Battery
 from energizeos.planning.tracker import INTERVAL_S, LoadTracker, interval_start
 from energizeos.records.db import error_line, init_db, make_engine
+from energizeos.records.users import authorize
 from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
 from energizeos_msgs.msg import Alarm, BmsStatus, DispatchPlan, MeterReading, PcsStatus
 from energizeos_msgs.srv import PlanApproval
@@ -80,7 +81,7 @@ class Planner(Node):
         self.pcs_kw: float | None = None
         self.active: Plan | None = None
         self.next: Plan | None = None  # tomorrow's plan once made
-        self.approved: set[int] = set()
+        self.approved: dict[int, str] = {}  # plan id -> who approved it (a user or a policy)
         self.plans: dict[int, Plan] = {}
         self.month_key = ""
         self.month_peak: dict[str, float] = {}
@@ -103,8 +104,7 @@ class Planner(Node):
 
     def _seed_from_records(self) -> None:
         """The measured history in the records, so a restarted planner forecasts at once."""
-        from energizeos.planning.history import POI_POINT, point_means, site_load_history
-        from energizeos.planning.tracker import Series
+        from energizeos.planning.history import POI_POINT, LoadHistory, point_means, site_load_history
 
         now = interval_start(int(self.now().timestamp()) // INTERVAL_S)  # the last whole interval boundary
         try:
@@ -116,8 +116,7 @@ class Planner(Node):
                                       "forecasting from live readings only")
             return
         if history.coverage > 0:
-            self.tracker.seed(Series(history.start, history.interval_s, history.values),
-                              Series(history.start, history.interval_s, poi))
+            self.tracker.seed(history, LoadHistory(history.start, history.interval_s, poi))
             self.get_logger().info(f"load history from the records: {100 * history.coverage:.0f} % of "
                                    f"{HISTORY_DAYS} days")
 
@@ -288,7 +287,7 @@ class Planner(Node):
             self.get_logger().error(f"decision on plan {plan.plan_id} could not be recorded: {exc}")
             return False
         if approved:
-            self.approved.add(plan.plan_id)
+            self.approved[plan.plan_id] = user
         self.events.report("plan_approval" if approved else "plan_rejection",
                            f"plan {plan.plan_id} {'approved' if approved else 'rejected'} by {user}: {comment}",
                            user, plan_id=plan.plan_id)
@@ -301,10 +300,8 @@ class Planner(Node):
                                f"({len(plan.p_kw)} intervals, {plan.forecast_method})")
 
     def _msg(self, plan: Plan, status: int) -> DispatchPlan:
-        msg = plan.to_msg(status, "" if plan.plan_id not in self.approved else "policy/user")
-        msg.site = self.settings.site
-        msg.header.stamp = self.get_clock().now().to_msg()
-        return msg
+        return plan.to_msg(status, self.get_clock().now().to_msg(), self.settings.site,
+                           self.approved.get(plan.plan_id, ""))
 
     def on_approve(self, request: PlanApproval.Request, response: PlanApproval.Response) -> PlanApproval.Response:
         plan = self.plans.get(request.plan_id)
@@ -313,14 +310,12 @@ class Planner(Node):
             response.success, response.message = False, f"plan {request.plan_id} is not a proposed plan"
             return response
         try:
-            role = approval.role_of(self._records(), user) if user else None
+            role, refusal = authorize(self._records(), user, "approve plans")
         except SQLAlchemyError as exc:
-            response.success, response.message = False, f"the user database cannot be read: {exc}"
+            response.success, response.message = False, f"the user database cannot be read: {error_line(exc)}"
             return response
-        if role not in approval.APPROVER_ROLES:
-            response.success = False
-            response.message = (f"{'unknown user' if role is None else f'role {role!r}'} may not approve plans "
-                                f"(needs one of {sorted(approval.APPROVER_ROLES)})")
+        if refusal:
+            response.success, response.message = False, refusal
             return response
         if request.approve and not plan.gate.passed:
             response.success, response.message = False, "the plan failed the safety gate: it cannot be approved"
@@ -351,12 +346,7 @@ def _parse_holidays(text: str) -> set[date] | None:
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = Planner()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(Planner, args)
 
 
 if __name__ == "__main__":

@@ -101,9 +101,4 @@ class RelayNode(DeviceNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = RelayNode()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(RelayNode, args)

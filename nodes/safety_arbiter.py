@@ -189,9 +189,4 @@ class SafetyArbiter(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = SafetyArbiter()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(SafetyArbiter, args)

@@ -96,9 +96,4 @@ FAULTS = ALL_FAULTS
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = SimPlant()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(SimPlant, args)

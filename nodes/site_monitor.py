@@ -37,12 +37,7 @@ class SiteMonitor(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    runtime.init(args=args)
-    node = SiteMonitor()
-    try:
-        runtime.spin(node)
-    finally:
-        runtime.shutdown()
+    runtime.run_node(SiteMonitor, args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from energizeos.nodes.planner import Planner
-from energizeos.planning.tracker import INTERVAL_S, Series
+from energizeos.planning.history import LoadHistory
+from energizeos.planning.tracker import INTERVAL_S
 from energizeos.records import audit
 from energizeos.records.db import init_db, make_engine
 from energizeos.records.models import Approval, PlanRecord, User
@@ -46,7 +47,7 @@ class Site:
             "replan_soc_deviation_pct": 100.0})  # this probe has no battery: its SOC never follows a plan
         begin = MONDAY.astimezone(UTC) - timedelta(days=28)
         values = [site_load(begin + timedelta(seconds=INTERVAL_S * (i + 0.5))) for i in range(28 * 96)]
-        self.planner.tracker.seed(Series(begin, INTERVAL_S, np.array(values)))
+        self.planner.tracker.seed(LoadHistory(begin, INTERVAL_S, np.array(values)))
         probe = Node("probe", executor=self.ex)
         self.meter = probe.create_publisher(MeterReading, "/site/poi/meter", 10)
         self.pcs = probe.create_publisher(PcsStatus, "/bess/pcs/status", 10)
@@ -83,6 +84,7 @@ def test_day_ahead_plan_is_gated_approved_by_policy_activated_at_midnight_and_re
     assert len(site.active) == 1  # proposed, approved, not yet active
     site.run_until(MONDAY + timedelta(days=1, minutes=2))
     assert site.active[-1].plan_id == tomorrow.plan_id and site.active[-1].status == DispatchPlan.STATUS_ACTIVE
+    assert site.active[-1].approved_by == "policy:auto"
     on_peak = slice(64, 84)  # 16:00-21:00
     assert max(tomorrow.p_kw[on_peak]) > 100.0  # it plans to discharge on-peak
     engine = make_engine(site.url)
@@ -115,7 +117,7 @@ def test_manual_policy_waits_for_a_user_with_the_right_role(tmp_path):
     ok = site.client.call(PlanApproval.Request(plan_id=plan_id, approve=True, user="olga", comment="looks right"))
     assert ok.success and ok.message == f"plan {plan_id} approved by olga"
     site.run_until(MONDAY + timedelta(days=1, minutes=2))
-    assert site.active[-1].plan_id == plan_id
+    assert site.active[-1].plan_id == plan_id and site.active[-1].approved_by == "olga"
     with Session(engine) as session:
         approval = session.execute(select(Approval).where(Approval.subject == f"plan:{plan_id}")).scalars().one()
         assert (approval.user, approval.role, approval.comment) == ("olga", "operator", "looks right")

@@ -10,13 +10,12 @@ import time
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from energizeos.records import audit
-from energizeos.records.models import Approval, PlanRecord, User
+from energizeos.records.models import Approval, PlanRecord
 from energizeos.records.types import utc_from_ns
 
-APPROVER_ROLES = {"operator", "engineer", "admin"}
 STATUS_PROPOSED, STATUS_APPROVED, STATUS_REJECTED, STATUS_ACTIVE, STATUS_SUPERSEDED = range(5)
 
 
@@ -35,12 +34,6 @@ def save_plan(engine: Engine, plan_id: int, site: str, start: datetime, interval
         audit.append(session, "plan", "planner", f"plan:{plan_id}",
                      {"sha256": plan_body_hash(body), "start": start.isoformat(), "gate": findings}, now_ns)
         session.commit()
-
-
-def role_of(engine: Engine, user: str) -> str | None:
-    with Session(engine) as session:
-        account = session.exec(select(User).where(User.username == user)).first()
-    return None if account is None or account.disabled else account.role
 
 
 def record_decision(engine: Engine, plan_id: int, approved: bool, user: str, role: str, comment: str,

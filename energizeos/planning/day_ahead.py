@@ -73,12 +73,11 @@ class Plan:
                 "lp_cost": round(self.result.cost, 2), "binding": self.result.binding,
                 "parent_plan_id": self.parent_plan_id}
 
-    def to_msg(self, status: int, approved_by: str = "") -> DispatchPlan:
-        ns = int(self.start.timestamp()) * 1_000_000_000
-        return DispatchPlan(header=Header(stamp=TimeMsg(sec=ns // 1_000_000_000), frame_id="site"),
-                            plan_id=self.plan_id, site="", start=TimeMsg(sec=ns // 1_000_000_000),
-                            interval_s=self.interval_s, status=status, p_kw=self.p_kw.astype(float),
-                            soc_pct=self.soc_pct.astype(float), load_forecast_kw=self.load_kw.astype(float),
+    def to_msg(self, status: int, stamp: TimeMsg, site: str, approved_by: str = "") -> DispatchPlan:
+        return DispatchPlan(header=Header(stamp=stamp, frame_id="site"), plan_id=self.plan_id, site=site,
+                            start=TimeMsg(sec=int(self.start.timestamp())), interval_s=self.interval_s,
+                            status=status, p_kw=self.p_kw.astype(float), soc_pct=self.soc_pct.astype(float),
+                            load_forecast_kw=self.load_kw.astype(float),
                             peak_threshold_kw=self.threshold_kw.astype(float),
                             gate_findings=list(self.gate.findings), approved_by=approved_by)
 
@@ -93,7 +92,8 @@ def local_day(day: date, tz: str) -> tuple[datetime, int]:
     return start.astimezone(UTC), round(seconds / INTERVAL_S)
 
 
-def _prices(tariff, start: datetime, n: int) -> Prices:
+def tariff_prices(tariff, start: datetime, n: int) -> Prices:
+    """What the LP needs from the tariff for ``n`` 15-minute intervals from ``start``."""
     ip = tariff.interval_prices(start, n, INTERVAL_S)
     return Prices(np.asarray(ip.energy_rate, dtype=float), np.asarray(ip.export_rate, dtype=float),
                   np.asarray(ip.on_peak_demand, dtype=bool), list(ip.month_key), dict(ip.max_demand_rate),
@@ -104,7 +104,7 @@ def _plan(tariff, settings: PlannerSettings, plan_id: int, start: datetime, load
           prior_peak: dict[str, float], prior_on_peak: dict[str, float], previous_p_kw: float | None,
           method: str, notes: list[str], expected_intervals: int | None, parent: int = 0) -> Plan:
     n = len(load_kw)
-    prices = _prices(tariff, start, n)
+    prices = tariff_prices(tariff, start, n)
 
     def lp(load: np.ndarray) -> Result:
         return solve(Problem(load_kw=load, prices=prices, battery=settings.battery, soc_start_pct=soc_pct,
@@ -128,7 +128,7 @@ def _plan(tariff, settings: PlannerSettings, plan_id: int, start: datetime, load
     threshold = np.where(np.isfinite(threshold), threshold, np.max(result.grid_kw, initial=0.0))
     to_check = gate.PlanToCheck(start, INTERVAL_S, result.p_kw, result.soc_pct, np.asarray(load_kw, dtype=float),
                                 soc_start, prices.energy_rate, prices.on_peak)
-    again = _prices(tariff, start, n)  # looked up afresh: the gate does not trust what the LP was given
+    again = tariff_prices(tariff, start, n)  # looked up afresh: the gate does not trust what the LP was given
     verdict = gate.check(to_check, gate.GateLimits(b, settings.export_limit_kw, expected_intervals),
                          again.energy_rate, again.on_peak)
     if not result.ok:
@@ -163,7 +163,8 @@ def replan(tariff, settings: PlannerSettings, active: Plan, now: datetime, soc_p
            previous_p_kw: float | None, plan_id: int) -> Plan | None:
     """Re-plan the rest of the active plan's day when the measured load of its last (up to four) intervals,
     ``observed_kw`` (NaN where not measured), departs from their forecast by more than the setting, or the
-    measured SOC from the planned one; None when neither does or nothing is left to plan."""
+    measured SOC from the planned one (with both settings at 0, always); None when neither does or nothing
+    is left to plan."""
     k = int((now - active.start).total_seconds() // active.interval_s)
     if k <= 0 or k >= len(active.p_kw):
         return None

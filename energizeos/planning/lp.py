@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 
 import highspy
@@ -160,8 +161,6 @@ _BANNER_SHOWN = False
 
 def solve(problem: Problem) -> Result:
     """Plan the battery over the horizon; see the module docstring for the model."""
-    import time
-
     started = time.perf_counter()
     p, b = problem, problem.battery
     n = len(p.load_kw)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -22,9 +22,6 @@ class _Bin:
     poi_sum: float = 0.0
     count: int = 0
     poi_count: int = 0  # 0 for seeded load-only history: it says nothing about this month's billed peaks
-
-
-Series = LoadHistory  # a regular series of 15-minute means (NaN where nothing was measured)
 
 
 class LoadTracker:
@@ -50,7 +47,7 @@ class LoadTracker:
             for old in sorted(self.bins)[: len(self.bins) - self.keep]:
                 del self.bins[old]
 
-    def seed(self, series: Series, poi: Series | None = None) -> None:
+    def seed(self, series: LoadHistory, poi: LoadHistory | None = None) -> None:
         """History from elsewhere (the records, utility interval data) before live readings arrive. ``poi``
         (same grid) also restores the month's peaks so far; without it the seeded intervals count for the
         forecast only."""
@@ -61,12 +58,12 @@ class LoadTracker:
                 self.bins.setdefault(k0 + i, _Bin(float(v), float(poi.values[i]) if has_poi else 0.0, 1,
                                                   1 if has_poi else 0))
 
-    def history(self, end: datetime, days: int) -> Series:
+    def history(self, end: datetime, days: int) -> LoadHistory:
         """Site-load 15-minute means over the ``days`` before ``end`` (NaN where nothing was measured)."""
         k_end = int(end.timestamp()) // INTERVAL_S
         ks = range(k_end - days * 86400 // INTERVAL_S, k_end)
         values = np.array([self.bins[k].load_sum / self.bins[k].count if k in self.bins else np.nan for k in ks])
-        return Series(datetime.fromtimestamp(ks.start * INTERVAL_S, UTC), INTERVAL_S, values)
+        return LoadHistory(datetime.fromtimestamp(ks.start * INTERVAL_S, UTC), INTERVAL_S, values)
 
     def poi_means(self, start: datetime, end: datetime) -> dict[int, float]:
         """POI import 15-minute means of complete intervals in [start, end), by interval index."""
@@ -86,9 +83,3 @@ class LoadTracker:
 
 def interval_start(k: int) -> datetime:
     return datetime.fromtimestamp(k * INTERVAL_S, UTC)
-
-
-def month_bounds(now_local: datetime) -> tuple[datetime, datetime]:
-    start = now_local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    nxt = (start + timedelta(days=32)).replace(day=1)
-    return start, nxt

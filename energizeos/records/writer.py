@@ -31,7 +31,6 @@ from energizeos_msgs.msg import Alarm
 TABLES: dict[str, Table] = {m.__tablename__: m.__table__ for m in  # type: ignore[misc]
                             (Telemetry, Event, AlarmEvent, CommandRecord, DecisionRecord)}
 SEALED = ("commands", "decisions", "alarm_events", "events")  # on the audit chain, row by row
-TIME_COLUMNS = {"time"}
 
 
 @dataclass

@@ -21,6 +21,7 @@ from energizeos.runtime.executor import (
     SimExecutor,
     get_default_executor,
     init,
+    run_node,
     shutdown,
     spin,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "qos_profile_default",
     "qos_profile_latched",
     "qos_profile_sensor_data",
+    "run_node",
     "shutdown",
     "spin",
 ]

@@ -371,6 +371,16 @@ def spin(node: Node | None = None) -> None:
     executor.spin()  # type: ignore[attr-defined]
 
 
+def run_node(node_class: Callable[[], Node], args: list[str] | None = None) -> None:
+    """The ``main`` of a node process: init from the command line, spin the node until shutdown, and
+    shut down (the transport session closes) even when the node refuses its configuration."""
+    init(args=args)
+    try:
+        spin(node_class())
+    finally:
+        shutdown()
+
+
 def shutdown() -> None:
     global _default
     if _default is not None:
