@@ -124,6 +124,11 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
             rows.append((f"historian ingest, {backend}: writer / through the node (rows/s)",
                          f"{w['sustained_rows_per_s']:,} / {n['sustained_rows_per_s']:,}",
                          ">= 50,000" if on_sqlite else "", hist["goal"]["met"] if on_sqlite else None))
+    rep = results.get("report")
+    if rep:
+        rows.append((f"monthly report, {rep['telemetry_rows']:,} rows of 1 s telemetry: figures / with PDF+HTML+CSV",
+                     f"{rep['compute_median_s']} s / {rep['with_pdf_html_csv_median_s']} s", f"< {rep['goal_s']:g} s",
+                     rep["with_pdf_html_csv_median_s"] < rep["goal_s"]))
     return rows
 
 
@@ -174,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "historian": ("bench_historian.py", ["--rows", "300000"], 300),
         "sim_year": ("bench_sim_year.py", ["--days", "2", "--substep-s", "60"], 300),
         "forecast": ("bench_forecast.py", ["--skip-db", "--no-variants"], 300),
+        "report": ("bench_report.py", ["--repeat", "3"], 600),
     }
     results: dict = {}
     errors: dict[str, str] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from energizeos.yaml_file import read_yaml
 
@@ -123,12 +123,32 @@ class Records(_Strict):
     retry_period_s: float = Field(2.0, ge=0.1, le=300.0)
 
 
+class Reports(_Strict):
+    """The reporter (nodes/reporter.py): daily and monthly reports from the records. See docs/reports.md."""
+
+    formats: list[str] = Field(["pdf", "html", "csv"], min_length=1)
+    max_hold_s: float = Field(5.0, gt=0, le=3600.0)  # a recorded sample stands for at most this long
+    export_deadband_kw: float = Field(1.0, ge=0)  # export within this of the limit is meter noise, not an event
+    adherence_tolerance_kw: float = Field(25.0, ge=0)  # an interval within this of its plan follows it
+    settle_s: float = Field(300.0, ge=0, le=86400.0)  # wait after a day ends so its last records are in
+    catch_up_days: int = Field(7, ge=1, le=366)  # missed days (the node was down) made up at start
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        unknown = [f for f in value if f not in ("pdf", "html", "csv")]
+        if unknown:
+            raise ValueError(f"unknown report format(s) {unknown}; formats: pdf, html, csv")
+        return value
+
+
 class SiteConfig(_Strict):
     site: str = "reference-plant"
     timezone: str = "America/Los_Angeles"
     devices: Devices = Devices()
     ems: Ems = Ems()
     records: Records = Records()
+    reports: Reports = Reports()
     simulation: Simulation | None = Simulation()
 
 
@@ -166,4 +186,20 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                          "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,
                          "soc_max_pct": s.soc_max_pct, "export_limit_kw": s.export_limit_kw,
                          "site": config.site, "timezone": config.timezone, "db_url": config.records.db_url}
+    r = config.reports
+    params["reporter"] = {"site": config.site, "timezone": config.timezone, "db_url": config.records.db_url,
+                          "tariff": pl.tariff, "bess_kwh": pl.bess_kwh, "pcs_kw": s.pcs_rated_kw,
+                          "export_limit_kw": s.export_limit_kw, "formats": ",".join(r.formats),
+                          **r.model_dump(exclude={"formats"})}
     return params
+
+
+def report_settings(config: SiteConfig):
+    """The settings a report is computed with, from the site config (the CLI and the node agree)."""
+    from energizeos.reports.figures import ReportSettings
+
+    s, r = config.ems.safety, config.reports
+    return ReportSettings(site=config.site, timezone=config.timezone, tariff=config.ems.planning.tariff,
+                          bess_kwh=config.ems.planning.bess_kwh, pcs_kw=s.pcs_rated_kw,
+                          export_limit_kw=s.export_limit_kw, export_deadband_kw=r.export_deadband_kw,
+                          max_hold_s=r.max_hold_s, adherence_tolerance_kw=r.adherence_tolerance_kw)

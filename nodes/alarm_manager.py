@@ -38,7 +38,7 @@ class AlarmManager(Node):
         path = self.declare_parameter("catalogue", "", ParameterDescriptor(
             "alarm catalogue YAML; empty: the shipped knowledge/alarms.yaml")).value
         tick_s = self.declare_parameter("tick_period_s", 0.1, ParameterDescriptor(
-            "how often delays, stale data and shelve expiry are evaluated", min_value=0.01, max_value=5.0)).value
+            "how often delays, stale data and shelve expiry are evaluated", min_value=0.01, max_value=60.0)).value
         limits = Limits(
             chatter_raises=self.declare_parameter("chatter_raises", 5, ParameterDescriptor(
                 "raises of one alarm within the chatter window that latch it", min_value=2, max_value=100)).value,

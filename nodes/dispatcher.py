@@ -166,9 +166,23 @@ class Dispatcher(Node):
         self._request_id += 1
         msg = DispatchRequest(header=Header(stamp=self.get_clock().now().to_msg(), frame_id="site"),
                               source=self.get_name(), request_id=self._request_id, mode=MODES[self.mode],
-                              p_kw=float(p_kw), reason=("urgent: " if urgent else "") + reason)
+                              p_kw=float(p_kw), reason=("urgent: " if urgent else "") + reason,
+                              peak_threshold_kw=self.threshold_in_force())
         self.pub.publish(msg)
         self.last = msg
+
+    def threshold_in_force(self) -> float:
+        """The POI import limit the active mode holds (NaN when it holds none): reports draw it."""
+        if self.mode == "peak_shaving":
+            return float(self.peak_kw)
+        if self.mode == "threshold":
+            return float(self.baseline_peak_kw)
+        if self.mode == "plan" and self.plan is not None and len(self.plan.peak_threshold_kw):
+            now_s = self.get_clock().now().nanoseconds / 1e9
+            index = int((now_s - Time.from_msg(self.plan.start).seconds()) // self.plan.interval_s)
+            if 0 <= index < len(self.plan.peak_threshold_kw):
+                return float(self.plan.peak_threshold_kw[index])
+        return math.nan
 
     def on_set_mode(self, request: SetDispatchMode.Request,
                     response: SetDispatchMode.Response) -> SetDispatchMode.Response:

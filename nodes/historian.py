@@ -53,7 +53,7 @@ class Historian(Node):
         url = self.declare_parameter("db_url", "", ParameterDescriptor(
             "database URL; empty: $ENERGIZEOS_DB_URL or the SQLite file under $ENERGIZEOS_HOME")).value
         flush_s = self.declare_parameter("flush_period_s", 1.0, ParameterDescriptor(
-            "how often buffered rows are written", min_value=0.05, max_value=60.0)).value
+            "how often buffered rows are written", min_value=0.05, max_value=3600.0)).value
         self.max_batch_rows = self.declare_parameter("max_batch_rows", 20000, ParameterDescriptor(
             "write as soon as this many rows are buffered", min_value=100, max_value=1_000_000)).value
         retry_s = self.declare_parameter("retry_period_s", 2.0, ParameterDescriptor(

@@ -182,7 +182,7 @@ class SimSite:
             "p_total": m["p_w"], "q_total": m["q_var"], "s_total": s,
             "pf": (m["p_w"] / s if s else 1.0), "frequency": m["f_hz"],
             "kwh_delivered": round(p.energy_delivered_kwh, 1), "kwh_received": round(p.energy_received_kwh, 1),
-            "demand_kw": p.demand_15min_kw,
+            "demand_kw": max(0.0, p.demand_15min_kw),  # the delivered (import) demand register
         }
         for name, key in (("A", "a"), ("B", "b"), ("C", "c")):
             values.update({f"v{key}_mag": ph[name]["v"], f"v{key}_ang": ph[name]["v_angle"],

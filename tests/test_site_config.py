@@ -15,11 +15,19 @@ SIM_SITE = REPO / "launch" / "sim_site.launch.py"
 def test_shipped_config_gives_every_device_node_its_endpoint():
     params = device_node_parameters(load_site_config(REPO / "config" / "sim_site.yaml"))
     assert list(params) == ["sim_plant", "meter_node", "relay_node", "bms_node", "pcs_node", "safety_arbiter",
-                            "dispatcher", "historian", "alarm_manager", "planner"]
+                            "dispatcher", "historian", "alarm_manager", "planner", "reporter"]
     assert params["safety_arbiter"]["export_limit_kw"] == params["dispatcher"]["export_limit_kw"] == 0.0
     assert params["meter_node"]["port"] == params["sim_plant"]["meter_port"] == 15021
     assert params["pcs_node"]["port"] == params["sim_plant"]["pcs_port"] == 15024
     assert params["meter_node"]["nameplate_ctr"] == 400.0
+    assert params["reporter"]["formats"] == "pdf,html,csv" and params["reporter"]["max_hold_s"] == 5.0
+
+
+def test_a_report_format_the_reporter_cannot_write_is_refused(tmp_path):
+    config = tmp_path / "site.yaml"
+    config.write_text("reports:\n  formats: [pdf, docx]\n")
+    with pytest.raises(SiteConfigError, match="reports.formats: .*unknown report format"):
+        load_site_config(config)
 
 
 def test_launch_builds_the_site_from_the_config(tmp_path):

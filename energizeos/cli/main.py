@@ -19,6 +19,7 @@ from energizeos.cli import bag as bag_cli
 from energizeos.cli import db as db_cli
 from energizeos.cli import evidence as evidence_cli
 from energizeos.cli import plan as plan_cli
+from energizeos.cli import report as report_cli
 from energizeos.cli import sim as sim_cli
 from energizeos.cli import simulate as simulate_cli
 from energizeos.cli import tariff as tariff_cli
@@ -39,6 +40,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(evidence_cli.app, name="evidence")
 app.add_typer(db_cli.app, name="db")
 app.add_typer(tariff_cli.app, name="tariff")
+app.add_typer(report_cli.app, name="report")
 app.command("plan")(plan_cli.plan)
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]

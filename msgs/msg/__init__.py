@@ -192,6 +192,7 @@ class DispatchRequest(Message):
     p_kw: float = 0.0
     q_kvar: float = 0.0
     reason: str = ''
+    peak_threshold_kw: float = 0.0
     _NESTED: ClassVar[dict] = {'header': Header}
 
 

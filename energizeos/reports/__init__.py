@@ -1,0 +1,1 @@
+"""Reports: daily and monthly performance, savings and availability figures from the records."""
