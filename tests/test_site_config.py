@@ -26,7 +26,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
 def test_a_report_format_the_reporter_cannot_write_is_refused(tmp_path):
     config = tmp_path / "site.yaml"
     config.write_text("reports:\n  formats: [pdf, docx]\n")
-    with pytest.raises(SiteConfigError, match="reports.formats: .*unknown report format"):
+    with pytest.raises(SiteConfigError, match=r"reports\.formats: .*unknown report format"):
         load_site_config(config)
 
 
