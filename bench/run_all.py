@@ -129,6 +129,14 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
         rows.append((f"monthly report, {rep['telemetry_rows']:,} rows of 1 s telemetry: figures / with PDF+HTML+CSV",
                      f"{rep['compute_median_s']} s / {rep['with_pdf_html_csv_median_s']} s", f"< {rep['goal_s']:g} s",
                      rep["with_pdf_html_csv_median_s"] < rep["goal_s"]))
+    ast = results.get("assistant")
+    if ast:
+        rows.append(("assistant: hit@3 hybrid (dense / bm25), fact recall, ungrounded answers",
+                     f"{ast['hit_at_3']:.3f} ({ast['hit_at_3_dense']:.3f} / {ast['hit_at_3_bm25']:.3f}), "
+                     f"{ast['fact_recall']:.3f}, {ast['ungrounded_answers']}", ">= 0.95, >= 0.9, 0",
+                     ast["hit_at_3"] >= 0.95 and ast["fact_recall"] >= 0.9 and ast["ungrounded_answers"] == 0))
+        rows.append(("assistant answer latency offline p50 / p95", f"{ast['latency_p50_ms']:.0f} ms / "
+                     f"{ast['latency_p95_ms']:.0f} ms", "p95 < 1000 ms", ast["latency_p95_ms"] < 1000))
     return rows
 
 
@@ -180,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "sim_year": ("bench_sim_year.py", ["--days", "2", "--substep-s", "60"], 300),
         "forecast": ("bench_forecast.py", ["--skip-db", "--no-variants"], 300),
         "report": ("bench_report.py", ["--repeat", "3"], 600),
+        "assistant": ("bench_assistant.py", [], 600),
     }
     results: dict = {}
     errors: dict[str, str] = {}

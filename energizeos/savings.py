@@ -38,13 +38,17 @@ class SavingsConfig:
     tariff: str = "sdge-al-tou"
     tz: str = "America/Los_Angeles"
     history_days: int = 28  # utility interval data the site had before the EMS started (from the same profile)
+    start_hour: float = 0.0  # site-local hour of ``start`` the run begins at (recorded runs of part of a day)
+    initial_soc_pct: float = 50.0
 
 
 def _start_utc(cfg: SavingsConfig) -> datetime:
-    return datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=ZoneInfo(cfg.tz)).astimezone(UTC)
+    midnight = datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=ZoneInfo(cfg.tz)).astimezone(UTC)
+    return midnight + timedelta(hours=cfg.start_hour)
 
 
-def _build(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir: Path | None = None):
+def _build(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir: Path | None = None,
+           approval: str = "auto"):
     """The graph for ``cfg``; with ``record_dir`` the historian and alarm manager record the run into
     ``db_url`` as a site would (reports and their tests read those records)."""
     from energizeos.nodes.bms_node import BmsNode
@@ -61,7 +65,8 @@ def _build(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir: Pat
     ex = SimExecutor(_start_utc(cfg))
     plant = SimPlant(executor=ex, parameter_overrides={
         "serve_modbus": False, "step_hz": hz, "max_substep_s": step, "load_profile": str(cfg.load),
-        "annual_kwh": cfg.annual_kwh, "bess_kwh": cfg.bess_kwh, "pcs_kw": cfg.bess_kw, "align_weekdays": True})
+        "annual_kwh": cfg.annual_kwh, "bess_kwh": cfg.bess_kwh, "pcs_kw": cfg.bess_kw, "align_weekdays": True,
+        "initial_soc_pct": cfg.initial_soc_pct})
     images = plant.site.images
     nodes = [cls(executor=ex, link=InMemoryLink(images[name]),
                  parameter_overrides={"poll_hz": hz, **({"heartbeat_s": step} if cls is PcsNode else {})})
@@ -83,8 +88,8 @@ def _build(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir: Pat
         from energizeos.nodes.planner import Planner
 
         planner = Planner(executor=ex, parameter_overrides={
-            "tariff": cfg.tariff, "timezone": cfg.tz, "db_url": db_url, "check_period_s": step,
-            "bess_kw": cfg.bess_kw, "bess_kwh": cfg.bess_kwh, "approval": "auto",
+            "tariff": cfg.tariff, "timezone": cfg.tz, "db_url": db_url, "check_period_s": max(step, 1.0),
+            "bess_kw": cfg.bess_kw, "bess_kwh": cfg.bess_kwh, "approval": approval,
             "charge_efficiency": plant.site.plant.config.eff_charge,
             "discharge_efficiency": plant.site.plant.config.eff_discharge,
             "holidays": ",".join(d.isoformat() for d in _profile_holidays(cfg)) or "none"})

@@ -142,6 +142,16 @@ class Reports(_Strict):
         return value
 
 
+class AssistantSettings(_Strict):
+    """The assistant (nodes/assistant.py). No LLM by default: the deterministic composer answers."""
+
+    llm_base_url: str = ""  # an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
+    llm_model: str = ""
+    llm_api_key_env: str = "ENERGIZEOS_LLM_API_KEY"  # the environment variable holding the key
+    llm_timeout_s: float = Field(20.0, gt=0, le=300)
+    retrieval: str = Field("hybrid", pattern="^(hybrid|dense|bm25)$")
+
+
 class SiteConfig(_Strict):
     site: str = "reference-plant"
     timezone: str = "America/Los_Angeles"
@@ -149,6 +159,7 @@ class SiteConfig(_Strict):
     ems: Ems = Ems()
     records: Records = Records()
     reports: Reports = Reports()
+    assistant: AssistantSettings = AssistantSettings()
     simulation: Simulation | None = Simulation()
 
 
@@ -191,6 +202,8 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                           "tariff": pl.tariff, "bess_kwh": pl.bess_kwh, "pcs_kw": s.pcs_rated_kw,
                           "export_limit_kw": s.export_limit_kw, "formats": ",".join(r.formats),
                           **r.model_dump(exclude={"formats"})}
+    params["assistant"] = {"db_url": config.records.db_url, "timezone": config.timezone,
+                           **config.assistant.model_dump()}
     return params
 
 

@@ -146,6 +146,10 @@ class Planner(Node):
             if self.next.plan_id in self.approved:
                 self._activate(self.next)
             self.next = None
+        if self.active is None:  # a plan approved before its first interval began (manual approval) starts now
+            due = [p for p in self.plans.values() if p.plan_id in self.approved and p.start <= now < p.end]
+            if due:
+                self._activate(max(due, key=lambda p: p.plan_id))
         k = int(now.timestamp()) // INTERVAL_S
         if self.active is None and self.next is None and k != self._rest_attempt_k and self.soc_pct is not None:
             self._rest_attempt_k = k  # at most one attempt per interval

@@ -31,9 +31,9 @@ from energizeos.records.models import ReportRecord
 from energizeos.reports.build import ReportError, build_report, figures_digest, period_bounds
 from energizeos.reports.figures import ReportSettings
 from energizeos.reports.render import render
+from energizeos.sim_records import RecordedRun, record_run
 from energizeos.tariffs import load_tariff
 from energizeos_msgs.msg import Alarm
-from tests.report_site import RecordedRun, record_run
 
 TZ = ZoneInfo("America/Los_Angeles")
 STEP_S = 100.0  # the simulation step: every device is polled and recorded once per step

@@ -15,7 +15,7 @@ SIM_SITE = REPO / "launch" / "sim_site.launch.py"
 def test_shipped_config_gives_every_device_node_its_endpoint():
     params = device_node_parameters(load_site_config(REPO / "config" / "sim_site.yaml"))
     assert list(params) == ["sim_plant", "meter_node", "relay_node", "bms_node", "pcs_node", "safety_arbiter",
-                            "dispatcher", "historian", "alarm_manager", "planner", "reporter"]
+                            "dispatcher", "historian", "alarm_manager", "planner", "reporter", "assistant"]
     assert params["safety_arbiter"]["export_limit_kw"] == params["dispatcher"]["export_limit_kw"] == 0.0
     assert params["meter_node"]["port"] == params["sim_plant"]["meter_port"] == 15021
     assert params["pcs_node"]["port"] == params["sim_plant"]["pcs_port"] == 15024

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from energizeos.cli import ask as ask_cli
 from energizeos.cli import audit as audit_cli
 from energizeos.cli import bag as bag_cli
 from energizeos.cli import db as db_cli
@@ -41,6 +42,8 @@ app.add_typer(evidence_cli.app, name="evidence")
 app.add_typer(db_cli.app, name="db")
 app.add_typer(tariff_cli.app, name="tariff")
 app.add_typer(report_cli.app, name="report")
+app.add_typer(ask_cli.app, name="assistant")
+app.command("ask")(ask_cli.ask)
 app.command("plan")(plan_cli.plan)
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -66,6 +66,33 @@ class Ask:
 
 
 
+class AskAssistant:
+    """``energizeos_msgs/srv/AskAssistant`` service."""
+
+    __srvtype__: ClassVar[str] = 'energizeos_msgs/srv/AskAssistant'
+
+    @dataclass(eq=False, slots=True)
+    class Request(Message):
+        """``energizeos_msgs/srv/AskAssistant_Request``."""
+
+        __msgtype__: ClassVar[str] = 'energizeos_msgs/srv/AskAssistant_Request'
+        question: str = ''
+        user: str = ''
+
+    @dataclass(eq=False, slots=True)
+    class Response(Message):
+        """``energizeos_msgs/srv/AskAssistant_Response``."""
+
+        __msgtype__: ClassVar[str] = 'energizeos_msgs/srv/AskAssistant_Response'
+        answer: str = ''
+        citations: list[str] = field(default_factory=list)
+        grounded: bool = False
+        mode: str = ''
+        latency_ms: float = 0.0
+        error: str = ''
+
+
+
 class BreakerRequest:
     """``energizeos_msgs/srv/BreakerRequest`` service."""
 
@@ -189,4 +216,4 @@ class Trigger:
         success: bool = False
         message: str = ''
 
-__all__ = ['AlarmAction', 'Ask', 'BreakerRequest', 'PlanApproval', 'SetDispatchMode', 'SimFault', 'Trigger']
+__all__ = ['AlarmAction', 'Ask', 'AskAssistant', 'BreakerRequest', 'PlanApproval', 'SetDispatchMode', 'SimFault', 'Trigger']

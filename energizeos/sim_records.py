@@ -1,6 +1,6 @@
 """A simulated site that records: the whole node graph (plant, device nodes, arbiter, dispatcher
 following the planner's approved plans, historian, alarm manager) in the deterministic executor,
-writing real records that the report tests then read back."""
+writing real records — what the report tests and the assistant's evaluation day read back."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class Run:
     ex: SimExecutor
     plant: object  # the SimPlant node
     probe: Node
+    planner: object = None
     alarm_states: dict[int, int] = field(default_factory=dict)  # alarm id -> state after its last event
 
     def inject(self, fault: str, **params) -> None:
@@ -36,6 +37,23 @@ class Run:
 
     def clear(self, fault: str, **params) -> None:
         self.plant.site.clear(fault, **params)
+
+    def decide_plan(self, approve: bool, comment: str, user: str = OPERATOR, latest: bool = True) -> str:
+        """An operator approving or rejecting the planner's plan that starts last (tomorrow's), or first
+        with ``latest=False`` (``approval: manual``)."""
+        from energizeos_msgs.srv import PlanApproval
+
+        pick = max if latest else min
+        plan_id = pick(self.planner.plans.values(), key=lambda p: (p.start, p.plan_id)).plan_id
+        response = self.probe.create_client(PlanApproval, "/ems/plan/approve").call(
+            PlanApproval.Request(plan_id=plan_id, approve=approve, user=user, comment=comment))
+        return response.message
+
+    def breaker(self, action: int, user: str = OPERATOR, reason: str = "") -> object:
+        from energizeos_msgs.srv import BreakerRequest
+
+        return self.probe.create_client(BreakerRequest, "/ems/breaker/request").call(
+            BreakerRequest.Request(action=action, requested_by=user, reason=reason))
 
     def acknowledge_all(self, user: str = OPERATOR) -> int:
         """What an operator does at the console: acknowledge every unacknowledged alarm."""
@@ -58,9 +76,10 @@ class RecordedRun:
 
 def record_run(directory: Path, start: date, days: int, step_s: float,
                actions: dict[float, Callable[[Run], object]] | None = None,
-               annual_kwh: float = 4_000_000) -> RecordedRun:
-    """Run ``days`` from site-local midnight of ``start``; ``actions`` maps seconds after the start to
-    what happens then (a fault injected or cleared, an operator acknowledging alarms)."""
+               annual_kwh: float = 4_000_000, approval: str = "auto", start_hour: float = 0.0,
+               hours: float | None = None, initial_soc_pct: float = 50.0) -> RecordedRun:
+    """Run ``days`` (or ``hours``) from ``start_hour`` site time of ``start``; ``actions`` maps seconds
+    after the start to what happens then (a fault injected or cleared, an operator acknowledging alarms)."""
     logging.getLogger("energizeos").setLevel(logging.ERROR)  # the faults injected here are expected
     url = f"sqlite:///{directory}/records.db"
     engine = make_engine(url)
@@ -71,10 +90,11 @@ def record_run(directory: Path, start: date, days: int, step_s: float,
         session.commit()
     engine.dispose()
     cfg = savings.SavingsConfig(load=DEFAULT_PROFILE, annual_kwh=annual_kwh, start=start, days=days, step_s=step_s,
-                                strategy="planned")
-    ex, plant, planner = savings._build(cfg, url, threshold_kw=0.0, record_dir=directory)
+                                strategy="planned", start_hour=start_hour,
+                                initial_soc_pct=initial_soc_pct)
+    ex, plant, planner = savings._build(cfg, url, threshold_kw=0.0, record_dir=directory, approval=approval)
     savings._seed_history(planner, plant, cfg)
-    run = Run(ex, plant, Node("report_probe", executor=ex))
+    run = Run(ex, plant, Node("record_probe", executor=ex), planner)
     run.probe.create_subscription(Alarm, "/ems/alarms",
                                   lambda m: run.alarm_states.__setitem__(int(m.alarm_id), int(m.state)), 1000)
     elapsed = 0.0
@@ -82,6 +102,7 @@ def record_run(directory: Path, start: date, days: int, step_s: float,
         ex.spin_for(at - elapsed)
         action(run)
         elapsed = at
-    ex.spin_for(days * 86400.0 - elapsed + 2 * step_s)  # and a little more: the historian flushes
+    duration_s = hours * 3600.0 if hours is not None else days * 86400.0
+    ex.spin_for(duration_s - elapsed + 2 * step_s)  # and a little more: the historian flushes
     ex.shutdown()  # on-shutdown hooks: the historian writes what it still holds
     return RecordedRun(url, start, days, step_s)
