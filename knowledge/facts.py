@@ -145,6 +145,8 @@ class FactFinder:
         if handler is not None:
             with Session(self.engine) as session:
                 handler(session, q, facts, now)
+        if "export" in q.text.lower():  # the meter record counts every export, alarmed or not
+            self._export_figures(q, facts, now)
         facts.found = bool(facts.evidence) or (q.intent == "meaning" and bool(q.codes))
         return facts
 
@@ -255,6 +257,19 @@ class FactFinder:
             facts.codes.append("EMS_PLAN_REJECTED")
             break
         facts.codes = list(dict.fromkeys(facts.codes))
+
+    def _export_figures(self, q: Question, facts: Facts, now: datetime) -> None:
+        from energizeos.reports.build import build_report
+
+        label = (q.at.date() if q.at else q.day or now.astimezone(self.tz).date()).isoformat()
+        doc = build_report(self.engine, "daily", label, self.report_settings, now)
+        if not doc.has_data:
+            return
+        f = doc.figures
+        facts.figures.append(Evidence(f"report daily {label}", (
+            f"export-limit events on {label} in the POI meter record: {f['export_events']}, largest "
+            f"{f['export_largest_kw']:.1f} kW, longest {f['export_longest_s']:.1f} s, "
+            f"{f['export_event_kwh']:.3f} kWh exported during them")))
 
     def _savings(self, session: Session, q: Question, facts: Facts, now: datetime) -> None:
         from energizeos.reports.build import build_report

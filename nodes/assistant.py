@@ -4,6 +4,8 @@ reads: nothing it does can reach the PCS or the breaker."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from energizeos import runtime
 from energizeos.home import subdir
 from energizeos.records.db import error_line, init_db, make_engine, redacted
@@ -31,8 +33,6 @@ class AssistantNode(Node):
                                                                  choices=("hybrid", "dense", "bm25"))).value
         self.engine = make_engine(url or None)
         init_db(self.engine)
-        from pathlib import Path
-
         self.assistant = Assistant(self.engine, tz, Path(index_dir) if index_dir else subdir("index"), llm,
                                    retrieval=retrieval)
         self.create_service(AskAssistant, "/ems/assistant/ask", self.on_ask)
