@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from energizeos.knowledge.catalogue import PRIORITY_NAMES, Catalogue
 from energizeos.knowledge.corpus import Chunk
 from energizeos.knowledge.facts import Facts
+from energizeos.knowledge.grounding import CITE_RE
 
 NO_RECORD = "I don't have a record of that."
 MAX_LINES = 6
@@ -84,7 +85,9 @@ def compose(facts: Facts, docs: list[Chunk], catalogue: Catalogue) -> Draft:
             lines.append(f"(catalogue response {cite(f'alarms.yaml#{entry.code}')})")
         if procedure is not None:
             lines.append(f"Full procedure: {procedure.title} {cite(procedure.cite)}")
-    return Draft("\n".join(lines), cites)
+    text = "\n".join(lines)
+    nested = [c for c in CITE_RE.findall(text) if c not in cites]  # e.g. a cause named inside an alarm line
+    return Draft(text, [*cites, *dict.fromkeys(nested)])
 
 
 def _what_i_have(intent: str) -> str:

@@ -101,11 +101,14 @@ def parse(text: str, catalogue: Catalogue, now: datetime, tz: ZoneInfo) -> Quest
             if pattern.search(low):
                 codes = list(family)
                 break
-    intent = _intent(low, codes, at, unknown_codes)
+    intent = _intent(low, codes, at, unknown_codes, ids)
     return Question(text, codes, at, day, month, int(rack.group(1)) if rack else None, ids, intent)
 
 
-def _intent(low: str, codes: list[str], at: datetime | None, unknown_codes: list[str]) -> str:
+def _intent(low: str, codes: list[str], at: datetime | None, unknown_codes: list[str],
+            ids: dict[str, int] | None = None) -> str:
+    if ids:
+        return "record"  # "explain alarm 1752…": the record itself (the UI's Explain button asks this way)
     if unknown_codes and not codes:
         return "unknown-code"
     if re.search(r"\bsav(e|ed|ing|ings)\b|\bbill\b|demand charge|cost", low):
@@ -139,7 +142,7 @@ class FactFinder:
 
     def gather(self, q: Question, now: datetime) -> Facts:
         facts = Facts(q, codes=list(q.codes))
-        handler = {"why-at": self._why_at, "meaning": self._meaning, "history": self._history,
+        handler = {"record": self._record, "why-at": self._why_at, "meaning": self._meaning, "history": self._history,
                    "occurrences": self._history, "plan-rejected": self._plan_rejected,
                    "savings": self._savings}.get(q.intent)
         if handler is not None:
@@ -216,6 +219,32 @@ class FactFinder:
                 f"arbiter decision at {self.local(d.time)}: {OUTCOMES.get(d.outcome, d.outcome)} "
                 f"{d.requested_kw:.1f} kW requested, {d.granted_kw:.1f} kW granted; reasons {d.reason_codes}: "
                 f"{reasons}")))
+
+    def _record(self, session: Session, q: Question, facts: Facts, now: datetime) -> None:
+        """A record named by its id: an alarm (with its cause chain), an arbiter decision or a plan."""
+        if "alarm" in q.ids:
+            raised = session.exec(select(AlarmEvent).where(AlarmEvent.alarm_id == q.ids["alarm"],
+                                                           AlarmEvent.event == Alarm.EVENT_RAISE)
+                                  .order_by(col(AlarmEvent.time))).all()
+            facts.codes = []
+            self._add_alarms(session, facts, list(raised))
+        if "decision" in q.ids:
+            d = session.exec(select(DecisionRecord).where(DecisionRecord.decision_id == q.ids["decision"])).first()
+            if d is not None:
+                facts.why.append(Evidence(f"decision {d.decision_id}", (
+                    f"arbiter decision at {self.local(d.time)}: {OUTCOMES.get(d.outcome, d.outcome)} "
+                    f"{d.requested_kw:.1f} kW requested, {d.granted_kw:.1f} kW granted; reasons {d.reason_codes}: "
+                    f"{'; '.join(json.loads(d.reason_texts_json))}")))
+        if "plan" in q.ids:
+            plan = session.get(PlanRecord, q.ids["plan"])
+            if plan is not None:
+                decisions = session.exec(select(Approval).where(Approval.subject == f"plan:{plan.plan_id}")
+                                         .order_by(col(Approval.time))).all()
+                said = "; ".join(f"{'approved' if a.approved else 'rejected'} by {a.user} at {self.local(a.time)}"
+                                 f"{': ' + a.comment if a.comment else ''}" for a in decisions) or "not decided"
+                facts.why.append(Evidence(f"plan {plan.plan_id}", (
+                    f"plan {plan.plan_id} for {self.local(plan.start, '%Y-%m-%d %H:%M')}: {said}; safety-gate "
+                    f"findings: {'; '.join(json.loads(plan.gate_findings_json)) or 'none'}")))
 
     def _meaning(self, session: Session, q: Question, facts: Facts, now: datetime) -> None:
         for code in q.codes[:1]:
