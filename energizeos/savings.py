@@ -47,7 +47,7 @@ def _start_utc(cfg: SavingsConfig) -> datetime:
     return midnight + timedelta(hours=cfg.start_hour)
 
 
-def _build(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir: Path | None = None,
+def build_graph(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir: Path | None = None,
            approval: str = "auto"):
     """The graph for ``cfg``; with ``record_dir`` the historian and alarm manager record the run into
     ``db_url`` as a site would (reports and their tests read those records)."""
@@ -135,7 +135,7 @@ def _profile_holidays(cfg: SavingsConfig) -> list[date]:
             if profile_date(d, align_weekday=True) in PROFILE_HOLIDAYS]
 
 
-def _seed_history(planner, plant, cfg: SavingsConfig) -> None:
+def seed_history(planner, plant, cfg: SavingsConfig) -> None:
     """The site's utility interval data before the EMS started: the same profile, without noise."""
     from energizeos.planning.history import LoadHistory
 
@@ -160,9 +160,9 @@ def run(cfg: SavingsConfig, progress: Callable[[int, int], None] | None = None, 
     threshold_kw = float(np.max(expected)) - 0.5 * cfg.bess_kw  # an installer's fixed setting
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="energizeos-savings-") as tmp:
-        ex, plant, planner = _build(cfg, f"sqlite:///{tmp}/records.db", threshold_kw)
+        ex, plant, planner = build_graph(cfg, f"sqlite:///{tmp}/records.db", threshold_kw)
         if planner is not None:
-            _seed_history(planner, plant, cfg)
+            seed_history(planner, plant, cfg)
         steps_per_interval = round(INTERVAL_S / cfg.step_s)
         n = cfg.days * 96 + 8  # room for a DST day
         load_sum, poi_sum, count = np.zeros(n), np.zeros(n), np.zeros(n)

@@ -92,8 +92,8 @@ def record_run(directory: Path, start: date, days: int, step_s: float,
     cfg = savings.SavingsConfig(load=DEFAULT_PROFILE, annual_kwh=annual_kwh, start=start, days=days, step_s=step_s,
                                 strategy="planned", start_hour=start_hour,
                                 initial_soc_pct=initial_soc_pct)
-    ex, plant, planner = savings._build(cfg, url, threshold_kw=0.0, record_dir=directory, approval=approval)
-    savings._seed_history(planner, plant, cfg)
+    ex, plant, planner = savings.build_graph(cfg, url, threshold_kw=0.0, record_dir=directory, approval=approval)
+    savings.seed_history(planner, plant, cfg)
     run = Run(ex, plant, Node("record_probe", executor=ex), planner)
     run.probe.create_subscription(Alarm, "/ems/alarms",
                                   lambda m: run.alarm_states.__setitem__(int(m.alarm_id), int(m.state)), 1000)
