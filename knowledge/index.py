@@ -18,6 +18,8 @@ from energizeos.knowledge.corpus import CODE_RE, Chunk
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk: never ask a hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # chromadb: no phone-home
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no progress bars in node logs
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60  # reciprocal-rank fusion constant (the usual 60: ranks past the first few matter little)
@@ -65,6 +67,7 @@ class Retriever:
         from langchain_chroma import Chroma
         from rank_bm25 import BM25Okapi
 
+        sentence_model()  # loaded now, not on the first question (a few seconds on this machine)
         self.chunks = list(chunks)
         self.by_cite = {c.cite: c for c in self.chunks}
         self.bm25 = BM25Okapi([tokens(f"{c.title} {c.text}") for c in self.chunks])
