@@ -138,7 +138,11 @@ class Assistant:
 
     def ask(self, text: str, now: datetime | None = None) -> Answer:
         started = time.perf_counter()
-        state = self.prepare(text, now)
+        return self.respond(self.prepare(text, now), started)
+
+    def respond(self, state: dict, started: float) -> Answer:
+        """The answer from a prepared state: the deterministic draft, or the LLM's if it is grounded."""
+        text = state["text"]
         draft: Draft = state["draft"]
         if not self.llm.enabled or draft.text.startswith(NO_RECORD):
             return Answer(text, draft.text, draft.citations, True, "offline", _ms(started))

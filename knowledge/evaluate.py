@@ -79,9 +79,9 @@ def run_evaluation(db_url: str | None, index_dir: Path, workdir: Path,
     rows = []
     for item in data["questions"]:
         started = time.perf_counter()
-        answer = assistant.ask(item["q"], now)
-        latency = (time.perf_counter() - started) * 1000.0
         state = assistant.prepare(item["q"], now)
+        answer = assistant.respond(state, started)
+        latency = (time.perf_counter() - started) * 1000.0
         text_low = answer.answer.lower()
         facts = item.get("facts", [])
         missing_facts = [f for f in facts if str(f).lower() not in text_low]

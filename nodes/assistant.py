@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from energizeos import runtime
 from energizeos.home import subdir
 from energizeos.records.db import error_line, init_db, make_engine, redacted
@@ -45,11 +47,7 @@ class AssistantNode(Node):
         except ValueError as exc:
             response.error = str(exc)
             return response
-        except Exception as exc:  # the records cannot be read: say so, keep serving
-            from sqlalchemy.exc import SQLAlchemyError
-
-            if not isinstance(exc, SQLAlchemyError):
-                raise
+        except SQLAlchemyError as exc:  # the records cannot be read: say so, keep serving
             response.error = f"the records cannot be read: {error_line(exc)}"
             return response
         self.get_logger().info(f"{request.user or 'someone'} asked {request.question!r}: {answer.mode}, "

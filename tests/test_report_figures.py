@@ -90,8 +90,8 @@ def test_export_events_count_duration_magnitude_and_energy():
 
 def test_availability_charges_blocked_time_to_each_failed_permissive_and_missing_records():
     poi = Held(np.arange(0.0, 100.0), np.where(np.arange(100) < 90, 1.0, np.nan), max_hold_s=1.0)  # no data 90-100
-    changes = [InterlockChange(-5.0, 1, True, ()), InterlockChange(20.0, 2, False, ("bms.permissive", "meter.fresh")),
-               InterlockChange(50.0, 3, True, ())]
+    changes = [InterlockChange(-5.0, True, ()), InterlockChange(20.0, False, ("bms.permissive", "meter.fresh")),
+               InterlockChange(50.0, True, ())]
     a = fig.availability(changes, poi, 0.0, 100.0)
     assert a.available_s == 20 + 40 and a.pct == 60.0
     assert a.losses_s == {"bms.permissive": 30.0, "meter.fresh": 30.0, fig.NO_DATA: 10.0}

@@ -16,6 +16,8 @@ FORMAT_HELP = "pdf, html or csv"
 
 
 def _make(kind: str, label: str, fmt: str, out: str, site_config: str, db: str, user: str, as_json: bool) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from energizeos.records.db import error_line, init_db, make_engine
     from energizeos.reports import store
     from energizeos.reports.build import ReportError, build_report
@@ -43,11 +45,7 @@ def _make(kind: str, label: str, fmt: str, out: str, site_config: str, db: str, 
     except OSError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    except Exception as exc:  # the database: say which error, not a traceback
-        from sqlalchemy.exc import SQLAlchemyError
-
-        if not isinstance(exc, SQLAlchemyError):
-            raise
+    except SQLAlchemyError as exc:  # the database: say which error, not a traceback
         typer.echo(f"error: records database: {error_line(exc)}", err=True)
         raise typer.Exit(1) from exc
     seconds = time.perf_counter() - started

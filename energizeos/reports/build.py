@@ -100,6 +100,8 @@ class _Composer:
         self.tariff = load_tariff(settings.tariff)
         self.f: dict = {"has_data": True, "period_s": data.end_s - data.begin_s}
         doc.figures = self.f
+        self.minute_edges = fig.edges(data.begin_s, data.end_s, BILL_STEP_S)
+        self._minutes: dict = {}
 
     def local(self, t_s: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str | None:
         return None if t_s is None else datetime.fromtimestamp(t_s, self.zone).strftime(fmt)
@@ -173,11 +175,16 @@ class _Composer:
         if self.doc.kind == "monthly":
             self.monthly_peaks()
 
+    def minute_bins(self, point: str):
+        """One-minute bins of a point, computed once: the bills and the day chart both use them."""
+        if point not in self._minutes:
+            self._minutes[point] = self.data.series[point].bins(self.minute_edges)
+        return self._minutes[point]
+
     def bills(self) -> tuple[Bill, Bill]:
-        e = fig.edges(self.data.begin_s, self.data.end_s, BILL_STEP_S)
-        poi = self.data.series[POI_KW].bins(e).mean()
-        bess = self.data.series[BESS_KW].bins(e).mean()
-        start = datetime.fromtimestamp(e[0], UTC)
+        poi = self.minute_bins(POI_KW).mean()
+        bess = self.minute_bins(BESS_KW).mean()
+        start = datetime.fromtimestamp(self.minute_edges[0], UTC)
         monthly = self.doc.kind == "monthly"
         return (compute_bill(self.tariff, start, poi + bess, BILL_STEP_S, bill_demand=monthly),
                 compute_bill(self.tariff, start, poi, BILL_STEP_S, bill_demand=monthly))
@@ -297,10 +304,8 @@ class _Composer:
            "against the latest plan approved before it began."))
 
     def profile(self) -> None:
-        e = fig.edges(self.data.begin_s, self.data.end_s, 60)
-        mean = {p: self.data.series[p].bins(e).mean(complete_only=False) for p in (POI_KW, BESS_KW, SOC_PCT,
-                                                                                   THRESHOLD_KW)}
-        self.doc.profile = DayProfile(times=[datetime.fromtimestamp(t, self.zone) for t in e[:-1]],
+        mean = {p: self.minute_bins(p).mean(complete_only=False) for p in (POI_KW, BESS_KW, SOC_PCT, THRESHOLD_KW)}
+        self.doc.profile = DayProfile(times=[datetime.fromtimestamp(t, self.zone) for t in self.minute_edges[:-1]],
                                       load_kw=mean[POI_KW] + mean[BESS_KW], poi_kw=mean[POI_KW],
                                       bess_kw=mean[BESS_KW], soc_pct=mean[SOC_PCT], threshold_kw=mean[THRESHOLD_KW])
 

@@ -32,7 +32,6 @@ FOLLOWED_PLAN = (DispatchPlan.STATUS_APPROVED, DispatchPlan.STATUS_ACTIVE, Dispa
 @dataclass(frozen=True)
 class InterlockChange:
     t_s: float
-    event_id: int
     dispatch_permitted: bool
     failed: tuple[str, ...]  # permissives not ok
 
@@ -46,7 +45,6 @@ class AlarmRaise:
     raised_s: float
     acked_s: float | None  # first acknowledgement, whenever it came
     acked_by: str
-    event_id: int
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,6 @@ class PeriodData:
     plans: list[FollowedPlan] = field(default_factory=list)
     audit_seq: int = 0
     audit_hash: str = audit.GENESIS
-    rows_read: int = 0
 
 
 def _sql_time(engine: Engine, value: datetime) -> datetime | str:
@@ -143,7 +140,7 @@ def read_interlocks(session: Session, begin: datetime, end: datetime) -> list[In
     for row in [*[r[0] for r in before], *[r[0] for r in during]]:
         data = json.loads(row.data_json)
         failed = tuple(sorted(n for n, p in data.get("permissives", {}).items() if not p.get("ok")))
-        out.append(InterlockChange(row.time.timestamp(), row.id or 0, bool(data.get("dispatch_permitted")), failed))
+        out.append(InterlockChange(row.time.timestamp(), bool(data.get("dispatch_permitted")), failed))
     return out
 
 
@@ -162,7 +159,7 @@ def read_alarms(session: Session, begin: datetime, end: datetime) -> list[AlarmR
     for r in raises:  # an alarm re-raised before anyone acknowledged it keeps its id: take the first ack after
         ack = next((a for a in acks.get(r.alarm_id, []) if a.time >= r.time), None)
         out.append(AlarmRaise(r.alarm_id, r.code, r.source, r.priority, r.time.timestamp(),
-                              ack.time.timestamp() if ack else None, ack.user if ack else "", r.id or 0))
+                              ack.time.timestamp() if ack else None, ack.user if ack else ""))
     return out
 
 
@@ -198,5 +195,4 @@ def read_period(engine: Engine, begin: datetime, end: datetime, max_hold_s: floa
                           audit_seq=head.seq if head else 0, audit_hash=head.entry_hash if head else audit.GENESIS)
     data.series = {p: read_point(engine, p, begin, end, max_hold_s) for p in points}
     data.summaries = {p: read_summary(engine, p, begin, end, max_hold_s) for p in SUMMARISED_POINTS}
-    data.rows_read = sum(len(h) for h in data.series.values())
     return data

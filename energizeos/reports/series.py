@@ -87,15 +87,3 @@ class Held:
         highs = np.concatenate((s, [end]))
         keep = highs - lows > max(min_s, COVERED_TOLERANCE_S)
         return [(float(a), float(b)) for a, b in zip(lows[keep], highs[keep], strict=True)]
-
-    def values_between(self, begin: float, end: float) -> np.ndarray:
-        """The good sample values whose hold overlaps [begin, end)."""
-        mask = (self.end > begin) & (self.start < end)
-        return self.value[mask]
-
-    def value_at(self, x: float) -> float:
-        """The held value at ``x`` (NaN in a gap)."""
-        k = int(np.searchsorted(self.start, x, side="right")) - 1
-        if k < 0 or x >= self.end[k]:
-            return float("nan")
-        return float(self.value[k])
