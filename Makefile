@@ -8,10 +8,12 @@ PYTHON ?= python3
 
 .PHONY: run test bench lint msgs clean debs
 
-# Debian packages the tests use: mbpoll (an independent Modbus client reading the simulated meter) and
-# PostgreSQL (the tests start their own server in a temp dir on 127.0.0.1 and stop it by PID).
+# Debian packages the tests use: mbpoll (an independent Modbus client reading the simulated meter),
+# PostgreSQL (the tests start their own server in a temp dir on 127.0.0.1 and stop it by PID) and
+# chromium (the browser tests drive it with Playwright; no browser is downloaded).
 DEBS := debs
 NEED_DEBS = $(shell command -v mbpoll >/dev/null || echo mbpoll) \
+            $(shell test -x /usr/bin/chromium || echo chromium) \
             $(shell ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql)
 debs:
 	@test -z "$(strip $(NEED_DEBS))" || (apt-get update -qq && \

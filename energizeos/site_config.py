@@ -152,6 +152,24 @@ class AssistantSettings(_Strict):
     retrieval: str = Field("hybrid", pattern="^(hybrid|dense|bm25)$")
 
 
+class AccessPolicy(_Strict):
+    """Logins to the app (energizeos/access/accounts.py)."""
+
+    session_idle_min: float = Field(30.0, gt=0, le=24 * 60)
+    session_max_h: float = Field(12.0, gt=0, le=7 * 24)
+    lockout_after: int = Field(5, ge=1, le=100)  # wrong passwords in a row
+    lockout_min: float = Field(15.0, gt=0, le=24 * 60)
+    min_password_length: int = Field(12, ge=8, le=128)
+
+
+class UiSettings(_Strict):
+    """The Streamlit app: where it listens (loopback unless a TLS proxy is in front, see docs/ui.md)."""
+
+    address: str = "127.0.0.1"
+    port: Port = 8501
+    refresh_s: float = Field(2.0, ge=0.5, le=60.0)  # live values on the Overview page
+
+
 class SiteConfig(_Strict):
     site: str = "reference-plant"
     timezone: str = "America/Los_Angeles"
@@ -160,6 +178,8 @@ class SiteConfig(_Strict):
     records: Records = Records()
     reports: Reports = Reports()
     assistant: AssistantSettings = AssistantSettings()
+    access: AccessPolicy = AccessPolicy()
+    ui: UiSettings = UiSettings()
     simulation: Simulation | None = Simulation()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,44 +136,24 @@ class Assistant:
             raise ValueError("the question is empty")
         return self.chain.invoke({"text": text.strip(), "now": now or datetime.now(UTC)})
 
-    def ask(self, text: str, now: datetime | None = None) -> Answer:
+    def ask(self, text: str, now: datetime | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
         started = time.perf_counter()
-        return self.respond(self.prepare(text, now), started)
+        return self.respond(self.prepare(text, now), started, on_text)
 
-    def respond(self, state: dict, started: float) -> Answer:
-        """The answer from a prepared state: the deterministic draft, or the LLM's if it is grounded."""
+    def respond(self, state: dict, started: float, on_text: Callable[[str], None] | None = None) -> Answer:
+        """The answer from a prepared state: the deterministic draft, or the LLM's if it is grounded.
+        ``on_text`` gets the LLM's text piece by piece as it is generated (the returned answer is the
+        checked one, which may differ)."""
         text = state["text"]
         draft: Draft = state["draft"]
         if not self.llm.enabled or draft.text.startswith(NO_RECORD):
             return Answer(text, draft.text, draft.citations, True, "offline", _ms(started))
         try:
-            generated = self._generate(state)
+            generated = self._generate(state) if on_text is None else self._generate_streaming(state, on_text)
         except Exception as exc:  # the endpoint is down, slow or refuses: the deterministic answer stands
             log.warning(f"LLM endpoint failed ({type(exc).__name__}: {exc}): deterministic answer given")
             return Answer(text, draft.text, draft.citations, True, "llm-failed", _ms(started), [str(exc)])
         return self._guarded(text, state, generated, started)
-
-    def stream(self, text: str, now: datetime | None = None) -> Iterator[str]:
-        """Text as it is generated (the UI shows it while it comes); the last item is the checked answer,
-        prefixed with a form feed when the guard replaced what was streamed."""
-        started = time.perf_counter()
-        state = self.prepare(text, now)
-        draft: Draft = state["draft"]
-        if not self.llm.enabled or draft.text.startswith(NO_RECORD):
-            yield draft.text
-            return
-        parts: list[str] = []
-        try:
-            for piece in self._chat().stream(self._messages(state)):
-                parts.append(str(piece.content))
-                yield str(piece.content)
-        except Exception as exc:
-            log.warning(f"LLM endpoint failed while streaming ({exc}): deterministic answer given")
-            yield "\f" + draft.text
-            return
-        answer = self._guarded(text, state, "".join(parts), started)
-        if answer.mode != "llm":
-            yield "\f" + answer.answer
 
     # --- the LLM path ---------------------------------------------------------------------------------
     def _chat(self):
@@ -191,6 +171,13 @@ class Assistant:
 
     def _generate(self, state: dict) -> str:
         return str(self._chat().invoke(self._messages(state)).content)
+
+    def _generate_streaming(self, state: dict, on_text: Callable[[str], None]) -> str:
+        parts: list[str] = []
+        for piece in self._chat().stream(self._messages(state)):
+            parts.append(str(piece.content))
+            on_text(parts[-1])
+        return "".join(parts)
 
     def _guarded(self, text: str, state: dict, generated: str, started: float) -> Answer:
         draft: Draft = state["draft"]

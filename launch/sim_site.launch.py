@@ -22,7 +22,6 @@ from energizeos.launch import (
 from energizeos.site_config import SiteConfigError, device_node_parameters, load_site_config
 
 REPO = Path(__file__).resolve().parents[1]
-UI_APP = str(REPO / "ui" / "app.py")
 # The PCS path stops first and commands 0 kW on its way out: dispatcher, arbiter, then pcs_node.
 SHUTDOWN_ORDER = {"dispatcher": 0, "safety_arbiter": 5, "pcs_node": 10, "meter_node": 50, "relay_node": 50,
                   "bms_node": 50, "alarm_manager": 110, "planner": 20, "reporter": 115, "assistant": 115,
@@ -47,10 +46,8 @@ def site_nodes(context):
     if context.launch_configurations["ui"].lower() in ("true", "1", "yes"):
         nodes.append(ExecuteProcess(
             name="ui",
-            cmd=[sys.executable, "-m", "streamlit", "run", UI_APP,
-                 "--server.address", "127.0.0.1", "--server.port", LaunchConfiguration("ui_port"),
-                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                 "--client.toolbarMode", "viewer"],
+            cmd=[sys.executable, "-m", "energizeos.ui.serve", "--site-config", str(path),
+                 "--port", LaunchConfiguration("ui_port")],
             respawn=True,
             shutdown_order=200,
         ))

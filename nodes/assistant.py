@@ -12,6 +12,7 @@ from energizeos import runtime
 from energizeos.home import subdir
 from energizeos.records.db import error_line, init_db, make_engine, redacted
 from energizeos.runtime import Node, ParameterDescriptor
+from energizeos_msgs.msg import AssistantText
 from energizeos_msgs.srv import AskAssistant
 
 
@@ -38,12 +39,16 @@ class AssistantNode(Node):
         self.assistant = Assistant(self.engine, tz, Path(index_dir) if index_dir else subdir("index"), llm,
                                    retrieval=retrieval)
         self.create_service(AskAssistant, "/ems/assistant/ask", self.on_ask)
+        self.stream_pub = self.create_publisher(AssistantText, "/ems/assistant/stream", 100)
         mode = f"LLM {llm.model} at {llm.base_url}" if llm.enabled else "offline (deterministic composer)"
         self.get_logger().info(f"answering from {redacted(self.engine)}, {mode}")
 
     def on_ask(self, request: AskAssistant.Request, response: AskAssistant.Response) -> AskAssistant.Response:
         try:
-            answer = self.assistant.ask(request.question, self.get_clock().now().to_datetime())
+            streamer = self._streamer(request.stream_id) if request.stream_id else None
+            answer = self.assistant.ask(request.question, self.get_clock().now().to_datetime(), streamer)
+            if streamer is not None:
+                streamer("", last=True)  # the app waits for this before it stops listening
         except ValueError as exc:
             response.error = str(exc)
             return response
@@ -55,6 +60,15 @@ class AssistantNode(Node):
         response.answer, response.citations, response.grounded = answer.answer, answer.citations, answer.grounded
         response.mode, response.latency_ms = answer.mode, answer.latency_ms
         return response
+
+    def _streamer(self, stream_id: int):
+        seq = 0
+
+        def publish(text: str, last: bool = False) -> None:
+            nonlocal seq
+            self.stream_pub.publish(AssistantText(stream_id=stream_id, seq=seq, text=text, last=last))
+            seq += 1
+        return publish
 
 
 def main(args: list[str] | None = None) -> None:

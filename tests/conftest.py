@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.ui_app"]  # the app_db fixture for the app tests
+
 REPO = Path(__file__).resolve().parents[1]
 GRAPH_NODES = Path(__file__).resolve().parent / "graph_nodes"
 ENERGIZEOS = str(Path(sys.executable).parent / "energizeos")

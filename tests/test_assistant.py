@@ -133,14 +133,17 @@ def test_an_endpoint_that_is_down_or_slow_leaves_the_deterministic_answer(day, i
     assert gone.ask(OVERTEMP_Q, NOW).mode == "llm-failed"
 
 
-def test_streaming_yields_the_text_as_it_comes_and_a_rejection_replaces_it(day, index_dir, stub):
+def test_streaming_passes_the_text_as_it_comes_and_a_rejection_replaces_it(day, index_dir, stub):
     assistant = with_llm(day, index_dir, stub.base_url)
     stub.reply = "BMS_RACK_OVERTEMP was raised at 16:24:33 on rack 3. It is critical."
-    pieces = list(assistant.stream(OVERTEMP_Q, NOW))
-    assert len(pieces) > 3 and "".join(pieces) == stub.reply
+    pieces: list[str] = []
+    answer = assistant.ask(OVERTEMP_Q, NOW, on_text=pieces.append)
+    assert len(pieces) > 3 and "".join(pieces) == stub.reply == answer.answer and answer.mode == "llm"
     stub.reply = "BMS_RACK_OVERTEMP was raised at 16:29:59."
-    pieces = list(assistant.stream(OVERTEMP_Q, NOW))
-    assert pieces[-1].startswith("\f") and "What fired:" in pieces[-1]
+    pieces.clear()
+    answer = assistant.ask(OVERTEMP_Q, NOW, on_text=pieces.append)
+    assert "".join(pieces) == stub.reply  # streamed, then replaced by the checked answer
+    assert answer.mode == "llm-rejected" and "What fired:" in answer.answer
 
 
 def test_the_guard_checks_numbers_times_codes_and_ids():

@@ -17,7 +17,7 @@ from energizeos.records.models import AlarmRecord, Event, Role, Telemetry
 from energizeos.records.writer import Batch, RecordWriter, verify_sealed_rows
 
 TABLES = {"telemetry", "events", "alarms", "alarm_events", "commands", "decisions", "plans", "approvals", "reports",
-          "commissioning_runs", "commissioning_steps", "evidence", "users", "roles", "audit_chain"}
+          "commissioning_runs", "commissioning_steps", "evidence", "users", "roles", "audit_chain", "user_sessions"}
 T0 = 1_795_600_000_000_000_000  # 2026-11-25 in ns
 
 
@@ -28,7 +28,7 @@ def engine(migrated_engine):
 
 def test_migrations_create_every_table_and_match_the_models(engine):
     assert set(inspect(engine).get_table_names()) >= TABLES
-    assert current_revision(engine) == head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == "0002"
     with engine.connect() as conn:  # the migration and the SQLModel classes describe the same schema
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
@@ -40,8 +40,8 @@ def test_migrations_create_every_table_and_match_the_models(engine):
 def test_downgrade_and_upgrade_round_trip(engine):
     assert downgrade(engine, "base") == ""
     assert "telemetry" not in inspect(engine).get_table_names()
-    assert upgrade(engine) == "0001"
-    assert upgrade(engine) == "0001"  # a second run finds nothing to do
+    assert upgrade(engine) == "0002"
+    assert upgrade(engine) == "0002"  # a second run finds nothing to do
 
 
 def test_times_are_stored_utc_and_read_back_aware(engine):

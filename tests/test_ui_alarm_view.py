@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -28,22 +27,3 @@ def test_open_alarms_are_sorted_by_priority_and_shown_in_site_time(tmp_path):
     assert [r["code"] for r in rows] == ["BMS_RACK_OVERTEMP", "EMS_DISPATCH_REFUSED"]  # the normal one is gone
     assert rows[0]["raised (site time)"] == "2026-07-15 14:02:00 PDT"
     assert rows[1]["root cause"] == 2 and rows[1]["state"] == "ACTIVE, unacknowledged"
-
-
-def test_the_app_shows_open_alarms_from_the_records(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    engine = make_engine(url)
-    init_db(engine)
-    with Session(engine) as session:
-        session.add(AlarmRecord(alarm_id=42, code="BMS_RACK_OVERTEMP", source="bms_node", priority=1, state=1,
-                                message="rack 4 module temperature 56.0 C", raised_at=datetime.now(UTC)))
-        session.commit()
-    monkeypatch.setenv("ENERGIZEOS_DB_URL", url)
-    monkeypatch.setenv("ENERGIZEOS_HOME", str(tmp_path / "home"))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=30).run()
-    assert not at.exception
-    assert "Open alarms" in [s.value for s in at.subheader]
-    table = at.dataframe[0].value
-    assert list(table["code"]) == ["BMS_RACK_OVERTEMP"] and list(table["priority"]) == ["1 critical"]

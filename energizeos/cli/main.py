@@ -24,6 +24,7 @@ from energizeos.cli import report as report_cli
 from energizeos.cli import sim as sim_cli
 from energizeos.cli import simulate as simulate_cli
 from energizeos.cli import tariff as tariff_cli
+from energizeos.cli import users as users_cli
 
 app = typer.Typer(help="EnergizeOS: energy-management system for C&I battery microgrids.", no_args_is_help=True)
 node_app = typer.Typer(help="Nodes of the running graph.", no_args_is_help=True)
@@ -34,6 +35,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(topic_app, name="topic")
 app.add_typer(service_app, name="service")
 app.add_typer(bag_cli.app, name="bag")
+app.add_typer(users_cli.app, name="users")
 app.add_typer(msgs_app, name="msgs")
 app.add_typer(sim_cli.app, name="sim")
 app.add_typer(simulate_cli.app, name="simulate")

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
 GENESIS = "0" * 64
@@ -58,6 +62,27 @@ def append(session: Session, kind: str, actor: str, subject: str, payload: dict[
     session.add(entry)
     session.flush()
     return entry
+
+
+def append_committed(engine: Engine, kind: str, actor: str, subject: str, payload: dict[str, Any],
+                     recorded_ns: int | None = None, changes: Callable[[Session], None] | None = None,
+                     attempts: int = 5) -> int:
+    """Append one entry (with ``changes`` made in the same transaction) and commit; when another writer
+    took the next sequence number first, go again. Returns the entry's sequence number."""
+    for attempt in range(attempts):
+        try:
+            with Session(engine) as session:
+                if changes is not None:
+                    changes(session)
+                entry = append(session, kind, actor, subject, payload,
+                               recorded_ns if recorded_ns is not None else time.time_ns())
+                session.commit()
+                return entry.seq
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

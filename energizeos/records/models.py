@@ -226,3 +226,17 @@ ROLES = {
     "engineer": "changes settings, runs commissioning",
     "admin": "manages users",
 }
+
+
+class UserSession(SQLModel, table=True):
+    """A logged-in session. Only the SHA-256 of its token is stored: a copy of the database opens no session."""
+
+    __tablename__ = "user_sessions"
+    id: int | None = Field(default=None, primary_key=True)
+    token_sha256: str = Field(unique=True)
+    username: str = Field(index=True)
+    created_at: datetime = _time()
+    last_seen_at: datetime = _time()
+    expires_at: datetime = _time()  # absolute limit; the idle limit counts from last_seen_at
+    ended_at: datetime | None = _time(default=None)
+    end_reason: str = ""  # logout / idle / expired / disabled / password-changed

@@ -6,9 +6,8 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from energizeos.access.permissions import OPERATING_ROLES  # acknowledge/shelve alarms, approve plans
 from energizeos.records.models import User
-
-OPERATING_ROLES = frozenset({"operator", "engineer", "admin"})  # acknowledge/shelve alarms, approve plans
 
 
 def authorize(engine: Engine, user: str, action: str,

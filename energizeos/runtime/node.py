@@ -195,6 +195,10 @@ class Future:
     def done(self) -> bool:
         return self._done.is_set()
 
+    def wait(self, timeout_sec: float | None = None) -> bool:
+        """Block a thread that is not the executor's until the result is in; False on timeout."""
+        return self._done.wait(timeout_sec)
+
     def result(self) -> Any:
         if self._exception is not None:
             raise self._exception

@@ -86,6 +86,17 @@ class ArbiterDecision(Message):
 
 
 @dataclass(eq=False, slots=True)
+class AssistantText(Message):
+    """``energizeos_msgs/msg/AssistantText``."""
+
+    __msgtype__: ClassVar[str] = 'energizeos_msgs/msg/AssistantText'
+    stream_id: int = 0
+    seq: int = 0
+    text: str = ''
+    last: bool = False
+
+
+@dataclass(eq=False, slots=True)
 class BmsStatus(Message):
     """``energizeos_msgs/msg/BmsStatus``."""
 
@@ -351,4 +362,4 @@ class RelayStatus(Message):
     frequency_hz: float = 0.0
     _NESTED: ClassVar[dict] = {'header': Header}
 
-__all__ = ['Alarm', 'ArbiterDecision', 'BmsStatus', 'BreakerCommand', 'DispatchPlan', 'DispatchRequest', 'EmsEvent', 'GraphHealth', 'Header', 'InterlockState', 'MeterReading', 'PcsCommand', 'PcsStatus', 'Permissive', 'RelayStatus', 'Time']
+__all__ = ['Alarm', 'ArbiterDecision', 'AssistantText', 'BmsStatus', 'BreakerCommand', 'DispatchPlan', 'DispatchRequest', 'EmsEvent', 'GraphHealth', 'Header', 'InterlockState', 'MeterReading', 'PcsCommand', 'PcsStatus', 'Permissive', 'RelayStatus', 'Time']

@@ -78,6 +78,7 @@ class AskAssistant:
         __msgtype__: ClassVar[str] = 'energizeos_msgs/srv/AskAssistant_Request'
         question: str = ''
         user: str = ''
+        stream_id: int = 0
 
     @dataclass(eq=False, slots=True)
     class Response(Message):

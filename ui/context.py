@@ -1,0 +1,86 @@
+"""What every page shares, kept across Streamlit reruns: the site config, the records, the graph link,
+the server-side actions, and who is logged in.
+
+The site config comes from ``ENERGIZEOS_SITE_CONFIG`` (set by the launch file), default
+``config/sim_site.yaml``; a broken file stops the app with an error naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from energizeos.access.permissions import PermissionDenied, Principal, allowed
+from energizeos.records.db import init_db, make_engine
+from energizeos.site_config import SiteConfig, load_site_config
+from energizeos.ui.actions import SiteActions
+from energizeos.ui.graph_view import GraphView, open_graph_view
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "session_token"
+WHO = "principal"  # who is signed in, as read at the start of this run
+
+
+@st.cache_resource
+def site_config() -> SiteConfig:
+    path = Path(os.environ.get("ENERGIZEOS_SITE_CONFIG") or "config/sim_site.yaml")
+    if not path.is_absolute() and not path.exists():
+        path = REPO / path
+    return load_site_config(path)
+
+
+def zone() -> ZoneInfo:
+    return ZoneInfo(site_config().timezone)
+
+
+@st.cache_resource
+def records() -> Engine:
+    engine = make_engine(site_config().records.db_url or None)
+    init_db(engine)
+    return engine
+
+
+@st.cache_resource
+def graph() -> GraphView:
+    return open_graph_view()
+
+
+@st.cache_resource
+def actions() -> SiteActions:
+    return SiteActions(records(), graph(), site_config().access)
+
+
+def principal(touch: bool = False) -> Principal | None:
+    """The logged-in user as the database has them now, or None (and the reason shown) when the session
+    has ended. ``touch``: this rerun is a user action (restarts the idle clock)."""
+    token = st.session_state.get(TOKEN, "")
+    if not token:
+        return None
+    try:
+        return actions().who(token, touch=touch)
+    except PermissionDenied as exc:
+        st.session_state.pop(TOKEN, None)
+        st.session_state["login_notice"] = str(exc)
+        return None
+
+
+def current() -> Principal:
+    """The signed-in user for this run (app.py checked the session before running the page)."""
+    return st.session_state[WHO]
+
+
+def token() -> str:
+    return st.session_state.get(TOKEN, "")
+
+
+def can(who: Principal, permission: str) -> bool:
+    """For showing or greying out controls only; the action itself checks again on the server."""
+    return allowed(who.role, permission)
+
+
+def show_result(result) -> None:
+    (st.success if result.ok else st.error)(result.message)
