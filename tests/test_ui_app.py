@@ -5,6 +5,7 @@ Assistant page against a real assistant node (offline and streaming from an Open
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -317,3 +318,27 @@ def test_every_page_renders_for_every_role(app_db):
         for page in pages:
             at.switch_page(page).run()
             assert not at.exception, (role, page, at.exception)
+
+
+def test_an_idle_session_ends_and_the_page_asks_to_sign_in_again(app_db):
+    from datetime import timedelta
+
+    from energizeos.records.models import UserSession
+
+    at = log_in("operator")
+    with Session(app_db) as session:  # 31 minutes without a user action (the idle limit is 30)
+        live = session.exec(select(UserSession).where(UserSession.username == "operator")).one()
+        live.last_seen_at -= timedelta(minutes=31)
+        session.add(live)
+        session.commit()
+    at.switch_page("views/alarms.py").run()
+    assert "the session has ended (idle): log in again" in texts(at) and "Open alarms" not in texts(at)
+
+
+def test_the_app_server_refuses_a_broken_site_config(tmp_path):
+    bad = tmp_path / "site.yaml"
+    bad.write_text("access:\n  lockout_after: 0\n")
+    done = subprocess.run([sys.executable, "-m", "energizeos.ui.serve", "--site-config", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "access.lockout_after: Input should be greater than or equal to 1" in done.stderr
