@@ -71,11 +71,13 @@ def test_wrong_passwords_lock_the_account_then_it_opens_again(engine):
     locked = accounts.login(engine, "ops", "wrong password!", POLICY, T0 + timedelta(seconds=5))
     assert "locked for 15 minutes" in locked.message
     refused = accounts.login(engine, "ops", GOOD, POLICY, T0 + timedelta(minutes=14))  # the right one, too early
-    assert not refused.ok and "locked" in refused.message
+    assert not refused.ok and "locked for 1 more minute(s)" in refused.message
+    probe = accounts.login(engine, "ops", "a guess at it!", POLICY, T0 + timedelta(minutes=14))
+    assert probe.message == "wrong user name or password"  # the lock is not told to someone guessing
     assert accounts.login(engine, "ops", GOOD, POLICY, T0 + timedelta(minutes=16)).ok
     assert user(engine, "ops").failed_logins == 0
     kinds = [(k, a) for k, a, _ in audit_kinds(engine)]
-    assert kinds.count(("login", "ops")) == 7  # 4 refused, 1 locked, 1 refused while locked, 1 ok
+    assert kinds.count(("login", "ops")) == 8  # 4 refused, 1 locked, 2 refused while locked, 1 ok
 
 
 def test_an_admin_can_unlock_and_an_unknown_name_reads_like_a_wrong_password(engine):
@@ -123,6 +125,7 @@ def test_a_disabled_user_or_a_new_password_ends_the_session_and_a_role_change_ap
     with pytest.raises(PermissionDenied, match="disabled"):
         accounts.resume(engine, token, POLICY, T0)
     assert "disabled" in accounts.login(engine, "ops", GOOD, POLICY, T0).message
+    assert accounts.login(engine, "ops", "a guess at it!", POLICY, T0).message == "wrong user name or password"
     accounts.set_disabled(engine, None, "ops", False, T0)
     token = accounts.login(engine, "ops", GOOD, POLICY, T0).token
     new = accounts.set_password(engine, None, "ops", now=T0)

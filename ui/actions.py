@@ -36,6 +36,7 @@ ASK_SERVICE = "/ems/assistant/ask"
 STREAM_TOPIC = "/ems/assistant/stream"
 SERVICE_TIMEOUT_S = 5.0
 STREAM_DRAIN_S = 1.0
+AUDIT_TEXT = 500  # characters of a message or question kept in its audit entry
 ASK_TIMEOUT_S = 60.0  # an LLM answer can take a while; the deterministic one takes milliseconds
 
 
@@ -73,7 +74,7 @@ class SiteActions:
 
     # --- the common path ------------------------------------------------------------------------------
     def _run(self, token: str, permission: str, subject: str, details: dict[str, Any],
-             work: Callable[[Principal], ActionResult]) -> ActionResult:
+             work: Callable[[Principal], ActionResult], action: str = "") -> ActionResult:
         try:
             who = self.who(token, touch=True)
         except PermissionDenied as exc:
@@ -81,7 +82,7 @@ class SiteActions:
         try:
             require(who, permission)
         except PermissionDenied as exc:
-            self._audit(who, permission, subject, details, False, str(exc))
+            self._audit(who, action or permission, subject, details, False, str(exc))
             return ActionResult(False, f"refused: {exc}")
         try:
             result = work(who)
@@ -89,17 +90,18 @@ class SiteActions:
             result = ActionResult(False, f"the site did not answer: {exc}; nothing was changed")
         except (accounts.AccountError, ValueError) as exc:
             result = ActionResult(False, str(exc))
-        self._audit(who, permission, subject, details, result.ok, result.message)
+        self._audit(who, action or permission, subject, details, result.ok, result.message)
         return result
 
-    def _audit(self, who: Principal, permission: str, subject: str, details: dict[str, Any], ok: bool,
+    def _audit(self, who: Principal, action: str, subject: str, details: dict[str, Any], ok: bool,
                message: str) -> None:
         try:
             audit.append_committed(self.engine, "ui-action", who.username, subject,
-                                   {"action": permission, "role": who.role, "session": who.session_id,
-                                    "result": "done" if ok else "refused", "message": message, **details})
+                                   {"action": action, "role": who.role, "session": who.session_id,
+                                    "result": "done" if ok else "refused", "message": message[:AUDIT_TEXT],
+                                    **details})
         except SQLAlchemyError as exc:  # the action itself is recorded by the node that did it
-            log.error(f"{permission} by {who.username} not on the audit chain: {error_line(exc)}")
+            log.error(f"{action} by {who.username} not on the audit chain: {error_line(exc)}")
 
     def _call(self, srv_type: type, name: str, request: Any, timeout_s: float = SERVICE_TIMEOUT_S) -> Any:
         if self.graph is None:
@@ -161,7 +163,8 @@ class SiteActions:
             return ActionResult(True, response.answer, {"citations": list(response.citations),
                                                         "grounded": response.grounded, "mode": response.mode,
                                                         "latency_ms": response.latency_ms})
-        return self._run(token, "view", "assistant", {"question": question.strip()[:500]}, work)
+        return self._run(token, "view", "assistant", {"question": question.strip()[:AUDIT_TEXT]}, work,
+                         action="ask_assistant")
 
     # --- users ----------------------------------------------------------------------------------------
     def create_user(self, token: str, username: str, role: str, display_name: str = "",

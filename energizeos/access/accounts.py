@@ -188,15 +188,16 @@ def login(engine: Engine, username: str, password: str, policy: AccessPolicy | N
         audit.append_committed(engine, "login", username[:32] or "(empty)", "login",
                                {"result": "refused", "why": "unknown user"}, _ns(when))
         return refused
-    if user.disabled:
-        burn_time(password)
+    # a disabled or locked account says so only to someone who knows its password: no probing for names
+    if user.disabled or (user.locked_until is not None and user.locked_until > when):
+        why = "account disabled" if user.disabled else "locked"
+        knows = verify_password(user.password_hash, password)
         audit.append_committed(engine, "login", username, f"user:{username}",
-                               {"result": "refused", "why": "account disabled"}, _ns(when))
-        return LoginResult(False, "this account is disabled; ask an administrator")
-    if user.locked_until is not None and user.locked_until > when:
-        burn_time(password)
-        audit.append_committed(engine, "login", username, f"user:{username}",
-                               {"result": "refused", "why": "locked"}, _ns(when))
+                               {"result": "refused", "why": why + ("" if knows else ", wrong password")}, _ns(when))
+        if not knows:
+            return refused
+        if user.disabled:
+            return LoginResult(False, "this account is disabled; ask an administrator")
         minutes = (user.locked_until - when).total_seconds() / 60
         return LoginResult(False, f"too many wrong passwords: this account is locked for {minutes:.0f} more "
                                   "minute(s), or until an administrator unlocks it")

@@ -37,6 +37,12 @@ def open_table() -> list[dict]:
     return rows
 
 
+def acted(result) -> None:
+    context.show_result(result)
+    if result.ok:  # the alarm manager has it; the list shows it once the historian has recorded it
+        st.caption("The list above refreshes within 5 s.")
+
+
 def act_on(rows: list[dict]) -> None:
     """The action panel for one chosen alarm."""
     if not rows:
@@ -51,14 +57,14 @@ def act_on(rows: list[dict]) -> None:
     comment = st.text_input("Comment (required to shelve)", key="alarm_comment")
     cols = st.columns(4)
     if cols[0].button("Acknowledge", key="ack"):
-        context.show_result(context.actions().acknowledge(context.token(), alarm_id, comment))
+        acted(context.actions().acknowledge(context.token(), alarm_id, comment))
     hours = cols[1].number_input("Shelve for (hours)", min_value=0.25, max_value=8.0, value=1.0, step=0.25,
                                  key="shelve_hours")
     if chosen["state"] == "shelved":
         if cols[2].button("Unshelve", key="unshelve"):
-            context.show_result(context.actions().unshelve(context.token(), alarm_id))
+            acted(context.actions().unshelve(context.token(), alarm_id))
     elif cols[2].button("Shelve", key="shelve"):
-        context.show_result(context.actions().shelve(context.token(), alarm_id, hours, comment))
+        acted(context.actions().shelve(context.token(), alarm_id, hours, comment))
     if cols[3].button("Explain", key="explain"):
         result = context.actions().ask(context.token(), f"Explain alarm {alarm_id}")
         if result.ok:
