@@ -234,13 +234,17 @@ def test_shelving_needs_a_comment_critical_ones_stay_and_the_history_filters(ala
         alarm = session.get(AlarmRecord, MEDIUM_ID)
         hours = (alarm.shelved_until - datetime.now(UTC)).total_seconds() / 3600
     assert 1.9 < hours <= 2.0
+    def recorded() -> list[AlarmEvent]:  # what the alarm manager has recorded so far (raises, shelve, clears...)
+        with Session(alarm_site) as session:
+            return session.exec(select(AlarmEvent)).all()
+    before = recorded()
     at.run()
-    with Session(alarm_site) as session:  # what the alarm manager has recorded so far (shelve, clears...)
-        events = session.exec(select(AlarmEvent)).all()
-    assert (3, "operator") in [(e.event, e.user) for e in events]
-    assert f"{len(events)} event(s)" in texts(at)
+    after = recorded()  # the alarm manager may record more while the page runs: the page shows one of these
+    assert (3, "operator") in [(e.event, e.user) for e in after]
+    assert any(f"{len(events)} event(s)" in texts(at) for events in (before, after)), texts(at)
     at.multiselect(key="hist_priorities").set_value([3]).run()
-    assert f"{sum(e.priority == 3 for e in events)} event(s)" in texts(at)
+    medium = sum(e.priority == 3 for e in recorded())
+    assert f"{medium} event(s)" in texts(at) and medium >= 2  # its raise and its shelve
     assert set(at.dataframe[-1].value["priority"]) == {"3 medium"}
 
 
