@@ -29,11 +29,11 @@ def ask_streaming(question: str) -> ActionResult:
     """Show the text while the assistant node generates it; return the checked answer."""
     pieces: queue.Queue[str | None] = queue.Queue()
     box: dict[str, ActionResult] = {}
-    token = context.token()
+    token, actions = context.token(), context.actions()  # read here: the thread has no Streamlit context
 
     def run() -> None:
         try:
-            box["result"] = context.actions().ask(token, question, on_text=pieces.put)
+            box["result"] = actions.ask(token, question, on_text=pieces.put)
         finally:
             pieces.put(None)
     threading.Thread(target=run, name="assistant-ask", daemon=True).start()
