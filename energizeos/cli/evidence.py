@@ -1,4 +1,5 @@
-"""``energizeos evidence add|list|check``: files kept as interconnection and commissioning evidence."""
+"""``energizeos evidence add|list|check``: files kept as interconnection and commissioning evidence;
+``signoff|package|verify``: the witness sign-off of a commissioning run and its evidence package."""
 
 from __future__ import annotations
 
@@ -80,3 +81,72 @@ def check(db: str = DB) -> None:
     if problems:
         raise typer.Exit(1)
     typer.echo("every stored evidence file matches its recorded SHA-256")
+
+
+# --- commissioning: witness sign-off and the evidence package -----------------------------------------
+@app.command()
+def signoff(
+    run_id: int = typer.Option(..., "--run", help="The commissioning run to sign."),
+    user: str = typer.Option(..., "--user", help="The witness's account; its role must hold 'witness' "
+                                                  "(epc, engineer or admin)."),
+    db: str = DB,
+) -> None:
+    """Sign a finished commissioning run as its witness (name, organisation and time go on the audit chain)."""
+    from energizeos.records.signoff import SignoffError, sign_off
+
+    try:
+        made = sign_off(_engine(db), run_id, user, via="console")
+    except SignoffError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    org = f" ({made.organisation})" if made.organisation else ""
+    typer.echo(f"run {made.run_id} signed off by {made.witness}{org} at {made.witnessed_at.isoformat()}\n"
+               f"run SHA-256 {made.run_sha256}\n"
+               f"audit entry {made.audit_seq}, hash {made.entry_hash} (keep it: `evidence verify --expect-signoff` "
+               "checks a package against it)")
+
+
+@app.command()
+def package(
+    run_id: int = typer.Option(..., "--run", help="The witnessed commissioning run."),
+    out: Path = typer.Option(..., "--out", help="The zip file to write."),
+    replace: bool = typer.Option(False, "--replace", help="Replace OUT if it exists."),
+    db: str = DB,
+) -> None:
+    """Write the run's evidence package: run.json, report.pdf, settings files, audit entries, manifest.json."""
+    from energizeos.records.package import PackageError, build
+
+    try:
+        built = build(_engine(db), run_id, out, replace=replace)
+    except PackageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for warning in built.warnings:
+        typer.echo(f"WARNING: {warning}", err=True)
+    typer.echo(f"{built.path}: run {built.run_id}, {len(built.files)} files and manifest.json; run SHA-256 (signed) "
+               f"{built.run_sha256}; sign-off audit entry {built.signoff_seq}")
+
+
+@app.command()
+def verify(
+    file: Path = typer.Argument(..., help="The evidence package (.zip)."),
+    expect_signoff: str = typer.Option("", "--expect-signoff", help="The sign-off entry's hash as noted when the "
+                                                                     "run was signed: also catches a package "
+                                                                     "rewritten as a whole."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check a package without the database. Exit 0 when intact, 1 naming each problem, 2 when unreadable."""
+    from energizeos.records.package_check import verify_package
+
+    report = verify_package(file, expect_signoff.strip().lower())
+    if as_json:
+        print(json.dumps({"ok": report.ok, "problems": report.problems, "summary": report.summary}, indent=1))
+    elif report.ok:
+        typer.echo(f"{file}: evidence package OK")
+        for line in report.summary:
+            typer.echo(f"  {line}")
+    else:
+        typer.echo(f"{file}: evidence package FAILED verification ({len(report.problems)} problem(s)):")
+        for line in report.problems:
+            typer.echo(f"  - {line}")
+    raise typer.Exit(0 if report.ok else 1 if report.readable else 2)

@@ -70,6 +70,7 @@ class ReportDoc:
     profile: DayProfile | None = None
     monthly_peaks: MonthlyPeaks | None = None
     waterfall: Waterfall | None = None
+    digest_label: str = "Figures SHA-256"  # what ``figures_sha256`` is a hash of (a commissioning run: the run)
 
     @property
     def title(self) -> str:

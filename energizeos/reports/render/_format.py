@@ -90,5 +90,5 @@ def header_rows(doc: ReportDoc) -> list[tuple[str, str]]:
         ("Period", period_text(doc)),
         ("Generated", generated_text(doc)),
         ("Audit head", doc.audit_head),
-        ("Figures SHA-256", doc.figures_sha256),
+        (doc.digest_label, doc.figures_sha256),
     ]

@@ -161,7 +161,7 @@ def render_html(doc: ReportDoc) -> str:
         doc=doc,
         kind=kind_label(doc),
         meta=header_rows(doc),
-        hash_keys=("Audit head", "Figures SHA-256"),
+        hash_keys=("Audit head", doc.digest_label),
         generated=generated_text(doc),
         tables=[_table_view(t) for t in doc.tables],
         charts=[_chart_view(c) for c in charts.charts_for(doc)],

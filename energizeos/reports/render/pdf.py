@@ -170,7 +170,7 @@ def _story(doc: ReportDoc, styles: dict[str, ParagraphStyle], width: float, heig
 def _title_block(doc: ReportDoc, styles: dict[str, ParagraphStyle], width: float) -> list[Flowable]:
     rows = []
     for key, value in header_rows(doc):
-        mono = key in ("Audit head", "Figures SHA-256")  # hashes in a fixed-width font, on one line
+        mono = key in ("Audit head", doc.digest_label)  # hashes in a fixed-width font, on one line
         rows.append([_p(key, styles["key"]), _p(value, styles["mono" if mono else "value"])])
     info = RLTable(rows, colWidths=[32 * mm, width - 32 * mm], hAlign="LEFT")
     info.setStyle(
