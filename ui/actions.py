@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from energizeos.access import accounts
 from energizeos.access.permissions import PermissionDenied, Principal, require
-from energizeos.records import audit
+from energizeos.records import audit, signoff
 from energizeos.records.db import error_line
 from energizeos.records.writer import verify_sealed_rows
 from energizeos.runtime.node import ServiceCallError
@@ -200,6 +200,24 @@ class SiteActions:
             password = accounts.set_password(self.engine, who, username, policy=self.policy)
             return ActionResult(True, f"new password for {username} (shown once)", {"password": password})
         return self._run(token, "manage_users", f"user:{username}", {"change": "password"}, work)
+
+    # --- commissioning --------------------------------------------------------------------------------
+    def witness_run(self, token: str, run_id: int) -> ActionResult:
+        """Sign a finished commissioning run as its witness: the signer is the session's user, as stored now."""
+        def work(who: Principal) -> ActionResult:
+            try:
+                made = signoff.sign_off(self.engine, int(run_id), who.username, via="app")
+            except SQLAlchemyError as exc:  # one transaction: nothing was signed
+                return ActionResult(False, f"the records could not be written ({error_line(exc)}); run {run_id} "
+                                           "is not signed")
+            org = f" ({made.organisation})" if made.organisation else ""
+            return ActionResult(True, f"run {run_id} signed off by {made.witness}{org}; run SHA-256 {made.run_sha256}, "
+                                      f"audit entry {made.audit_seq} with hash {made.entry_hash} (note it: "
+                                      "'energizeos evidence verify --expect-signoff' checks a package against it)",
+                                {"run_sha256": made.run_sha256, "audit_seq": made.audit_seq,
+                                 "entry_hash": made.entry_hash})
+        return self._run(token, "witness", signoff.subject(int(run_id)), {"run": int(run_id)}, work,
+                         action="witness_run")
 
     # --- evidence -------------------------------------------------------------------------------------
     def verify_audit(self, token: str) -> AuditStatus:

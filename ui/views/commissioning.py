@@ -1,6 +1,7 @@
 """Commissioning: the recorded runs (procedure, status, operator, witness) and each step's verdict with
-the values measured. Read-only here; the procedures, their runner and the witness sign-off arrive with
-the commissioning issue (``energizeos commission``)."""
+the values measured; a witness (role epc, engineer or admin) signs off a finished run here. The sign-off
+goes through the server-side action, which checks the user's role again; the procedures and their runner
+are ``energizeos commission``."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from energizeos.access.permissions import PERMISSIONS
 from energizeos.records.db import error_line
 from energizeos.records.models import CommissioningRun, CommissioningStep
+from energizeos.records.signoff import FINISHED
 from energizeos.ui import context
 
 NO_RUN = ("No commissioning run is recorded yet. The commissioning procedures, their runner "
           "(`energizeos commission`) and the witness sign-off arrive with the commissioning issue; "
           "each run and its steps will be listed here once recorded.")
+WITNESSES = ", ".join(sorted(PERMISSIONS["witness"]))
+RESULT = "witness_result"  # the last sign-off's answer, shown after the rerun the click caused
 
 
 def local(value: datetime | None, zone: ZoneInfo) -> str:
@@ -65,12 +70,35 @@ def runs_table(runs: list[CommissioningRun], by_run: dict[int, list[Commissionin
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
+def sign(run_id: int) -> None:
+    """Button callback: runs before the page is drawn again, so the page shows the run as signed."""
+    st.session_state[RESULT] = context.actions().witness_run(context.token(), run_id)
+
+
+def signoff_panel(run: CommissioningRun) -> None:
+    if run.witness or run.witnessed_at is not None:
+        return  # signed: the witness line says by whom and when
+    if run.status not in FINISHED:
+        st.caption(f"Run {run.id} is {run.status}: a witness signs it off once it has finished.")
+        return
+    who = context.current()
+    may = context.can(who, "witness")
+    if not may:
+        st.info(f"You are signed in as {who.username} (role {who.role}): signing off a run needs one of the roles "
+                f"{WITNESSES}.")
+    confirmed = st.checkbox(f"I witnessed run {run.id} and its results are as recorded here",
+                            key=f"witness_confirm_{run.id}", disabled=not may)
+    st.button("Sign off as witness", key=f"witness_sign_{run.id}", type="primary", disabled=not may or not confirmed,
+              on_click=sign, args=(run.id,))
+
+
 def run_detail(run: CommissioningRun, steps: list[CommissioningStep], zone: ZoneInfo, expanded: bool) -> None:
     with st.expander(f"Run {run.id}: {run.procedure} ({run.status})", expanded=expanded):
         st.markdown(f"**Site** {run.site} · **operator** {run.operator or 'not recorded'} · "
                     f"**witness** {witness_line(run, zone)}")
         if not steps:
             st.caption("No step recorded for this run.")
+            signoff_panel(run)
             return
         failed = sum(1 for s in steps if s.verdict == "fail")
         st.caption(f"{len(steps)} step(s): {sum(1 for s in steps if s.verdict == 'pass')} passed, {failed} failed, "
@@ -80,9 +108,12 @@ def run_detail(run: CommissioningRun, steps: list[CommissioningStep], zone: Zone
                        "started (site time)": local(s.started_at, zone),
                        "finished (site time)": local(s.finished_at, zone)} for s in steps],
                      hide_index=True, width="stretch")
+        signoff_panel(run)
 
 
 st.title("Commissioning")
+if RESULT in st.session_state:
+    context.show_result(st.session_state.pop(RESULT))
 try:
     runs, by_run = load_runs()
 except SQLAlchemyError as exc:  # the page stays up while the records are away
