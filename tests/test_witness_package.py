@@ -8,6 +8,7 @@ import io
 import json
 import os
 import subprocess
+import threading
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -168,6 +169,36 @@ def test_a_second_sign_off_is_refused(site: tuple[Engine, int]) -> None:
     with pytest.raises(signoff.SignoffError, match=r"already signed off by Jane Witness \(Acme EPC\) at 2026-07-16"):
         signoff.sign_off(engine, run_id, "ed")
     assert run_row(engine, run_id).witness == "Jane Witness" and len(signoff_entries(engine)) == 1
+
+
+def test_of_witnesses_signing_at_once_exactly_one_signs(db_url: str, home: Path, tmp_path: Path) -> None:
+    engine, run_id = _site(db_url, tmp_path)
+    signers = [f"w{i}" for i in range(6)]
+    for name in signers:
+        accounts.create_user(engine, None, name, "epc", "x" * 16)
+    barrier, outcomes = threading.Barrier(len(signers)), []
+
+    def sign(name: str) -> None:
+        mine = make_engine(db_url)  # a connection of its own, as another process would have
+        barrier.wait()
+        try:
+            outcomes.append(signoff.sign_off(mine, run_id, name).witness)
+        except signoff.SignoffError as exc:
+            outcomes.append(str(exc))
+        finally:
+            mine.dispose()
+
+    threads = [threading.Thread(target=sign, args=(name,)) for name in signers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if o in signers]
+    assert len(winners) == 1 and all("is already signed off by" in o for o in outcomes if o not in signers), outcomes
+    [entry] = signoff_entries(engine)
+    assert run_row(engine, run_id).witness == json.loads(entry.payload_json)["witness"] == winners[0]
+    with Session(engine) as session:
+        assert audit.verify(session).ok
 
 
 # --- the package ------------------------------------------------------------------------------------------

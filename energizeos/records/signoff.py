@@ -7,9 +7,8 @@ as recorded (``run_sha256``) and the SHA-256 of every evidence file related to t
 afterwards no longer hashes to what the witness signed, so the evidence package built from it fails
 ``energizeos evidence verify``.
 
-Row and audit entry are written in one transaction, after the checks made in that same transaction:
-two witnesses signing at once collide on the chain's next sequence number and the second one, retried,
-finds the run signed.
+Row and audit entry are written in one transaction; the row is claimed by a conditional UPDATE (only
+an unsigned, finished run matches), so of two witnesses signing at once exactly one succeeds.
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from energizeos.access.permissions import PERMISSIONS, allowed
 from energizeos.records import audit
@@ -130,12 +130,24 @@ def sign_off(engine: Engine, run_id: int, username: str, via: str = "console",
 
     def sign(session: Session) -> None:
         user = _check_witness(session, username)
-        run, steps = load_run(session, run_id)
-        _check_run(run)
+        run, _ = load_run(session, run_id)
+        _check_run(run)  # the reason, when there is one
         name = user.display_name.strip() or user.username
+        # Check and write in one statement: two witnesses signing at once both pass the check above, but
+        # only one UPDATE still finds the run unsigned (the other waits for the row, then matches nothing).
+        claimed = session.execute(
+            update(CommissioningRun)
+            .where(col(CommissioningRun.id) == run_id, col(CommissioningRun.witness) == "",
+                   col(CommissioningRun.witnessed_at).is_(None), col(CommissioningRun.status).in_(FINISHED),
+                   col(CommissioningRun.finished_at).is_not(None))
+            .values(witness=name, witness_organisation=user.organisation, witnessed_at=when)
+            .execution_options(synchronize_session=False))
+        session.expire_all()
+        run, steps = load_run(session, run_id)  # as held now, under the write lock: what is signed
+        if claimed.rowcount != 1:
+            _check_run(run)
+            raise SignoffError(f"run {run_id} changed while it was being signed: try again")
         digest = record_sha256(run_record(run, steps))
-        run.witness, run.witness_organisation, run.witnessed_at = name, user.organisation, when
-        session.add(run)
         payload.clear()  # a retried transaction starts again
         payload.update({
             "run_id": run_id, "run_sha256": digest, "procedure": run.procedure, "status": run.status,

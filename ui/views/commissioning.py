@@ -19,9 +19,9 @@ from energizeos.records.models import CommissioningRun, CommissioningStep
 from energizeos.records.signoff import FINISHED
 from energizeos.ui import context
 
-NO_RUN = ("No commissioning run is recorded yet. The commissioning procedures, their runner "
-          "(`energizeos commission`) and the witness sign-off arrive with the commissioning issue; "
-          "each run and its steps will be listed here once recorded.")
+NO_RUN = ("No commissioning run is recorded yet. The commissioning procedures and their runner "
+          "(`energizeos commission`) record each run and its steps; they are listed here, and a finished run "
+          "is signed off by its witness on this page.")
 WITNESSES = ", ".join(sorted(PERMISSIONS["witness"]))
 RESULT = "witness_result"  # the last sign-off's answer, shown after the rerun the click caused
 
