@@ -352,7 +352,12 @@ TAMPERING = {
     "a sign-off payload edited, manifest fixed": (json_edit("audit.json", _signoff_payload), True,
                                                   ["was edited (its content no longer matches its hash)"]),
     "a verdict edited, manifest fixed": (json_edit("run.json", _verdict), True,
-                                         ["run.json is not what the witness signed"]),
+                                         ["run.json is not what the witness signed",
+                                          "changed: step 3 (export limit clearing time)"]),
+    "a step removed, manifest fixed": (json_edit("run.json", lambda doc: doc["steps"].pop(1)), True,
+                                       ["changed: step 2 (86 latches on relay trip) was removed"]),
+    "the run's status edited, manifest fixed": (json_edit("run.json", lambda doc: doc["run"].update(status="passed")),
+                                                True, ["changed: the run's own fields"]),
     "a measured value shown edited, manifest fixed": (json_edit("run.json", _measured_shown), True,
                                                       ["run.json step 3: the measured values shown differ"]),
     "a link of the chain removed, manifest fixed": (json_edit("audit.json", _drop_link), True,
@@ -392,7 +397,8 @@ def test_a_step_changed_after_sign_off_fails_the_new_package(packaged: tuple[Eng
     assert built.warnings and "changed after the sign-off" in built.warnings[0]
     report = verify_package(tmp_path / "again.zip")
     assert not report.ok
-    assert [p for p in report.problems if p.startswith("run.json is not what the witness signed")], report.problems
+    assert [p for p in report.problems if p.startswith("run.json is not what the witness signed")
+            and p.endswith("changed: step 3 (export limit clearing time)")], report.problems
 
 
 def test_a_wrong_expected_sign_off_hash_fails(packaged: tuple[Engine, int, Path]) -> None:

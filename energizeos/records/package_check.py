@@ -19,7 +19,7 @@ from typing import Any
 
 from energizeos.records.audit import GENESIS, entry_digest
 from energizeos.records.package import MANIFEST, MANIFEST_FORMAT
-from energizeos.records.signoff import KIND, RUN_FIELDS, STEP_FIELDS, record_sha256, subject
+from energizeos.records.signoff import KIND, RUN_FIELDS, STEP_FIELDS, part_hashes, record_sha256, subject
 
 MAX_MEMBER = 512 * 1024 * 1024  # a member claiming more than this is refused, not read into memory
 
@@ -96,15 +96,38 @@ def _record(run_doc: dict[str, Any]) -> dict[str, Any]:
             "steps": [{k: s[k] for k in STEP_FIELDS} for s in run_doc["steps"]]}
 
 
-def _check_run(run_doc: dict[str, Any], signed: str, report: Report) -> str:
+def _changes(record: dict[str, Any], signed_parts: Any) -> list[str]:
+    """What differs from the signed record, part by part (empty when the sign-off kept no part hashes)."""
+    if not isinstance(signed_parts, dict) or not isinstance(signed_parts.get("steps"), dict):
+        return []
+    now = part_hashes(record)
+    found = ["the run's own fields (status, times, operator, procedure or site)"] \
+        if now["run"] != signed_parts.get("run") else []
+    signed_steps = signed_parts["steps"]
+    for step_id, (number, name, digest) in now["steps"].items():
+        if step_id not in signed_steps:
+            found.append(f"step {number} ({name}) was added")
+        elif signed_steps[step_id][2] != digest:
+            found.append(f"step {number} ({name})")
+    for step_id, value in signed_steps.items():
+        if step_id not in now["steps"] and isinstance(value, list) and len(value) == 3:
+            found.append(f"step {value[0]} ({value[1]}) was removed")
+    return found
+
+
+def _check_run(run_doc: dict[str, Any], signed: str, signed_parts: Any, report: Report) -> str:
     try:
-        computed = record_sha256(_record(run_doc))
+        record = _record(run_doc)
     except (KeyError, TypeError, AttributeError) as exc:
         report.fail(f"run.json: not a commissioning run document (missing or malformed {exc})")
         return ""
+    computed = record_sha256(record)
     if computed != signed:
+        changed = _changes(record, signed_parts)
+        what = f"; changed: {', '.join(changed)}" if changed else ""
         report.fail(f"run.json is not what the witness signed: its run and steps hash to {computed}, the "
-                    f"sign-off signed {signed} (the run or a step changed after the sign-off, or run.json was edited)")
+                    f"sign-off signed {signed} (the run or a step changed after the sign-off, or run.json was "
+                    f"edited){what}")
     for step in run_doc["steps"]:
         try:
             recorded = json.loads(step["measured_json"] or "{}")
@@ -233,12 +256,12 @@ def verify_package(path: Path, expect_signoff: str = "") -> Report:
     _check_files(manifest, members, report)
     run_doc = _json(members, "run.json", report)
     audit_doc = _json(members, "audit.json", report)
-    computed = _check_run(run_doc, str(manifest.get("run_sha256")), report) if run_doc else ""
     chain = audit_doc.get("chain") if audit_doc else None
     full = _check_chain(chain, report) if isinstance(chain, list) else {}
     if audit_doc is not None and not isinstance(chain, list):
         report.fail("audit.json: no chain of entries")
     payload = _check_signoff(manifest, run_doc, full, expect_signoff, report)
+    computed = _check_run(run_doc, str(manifest.get("run_sha256")), payload.get("parts"), report) if run_doc else ""
     if run_doc is not None and payload:
         _check_evidence(run_doc, payload, full, members, report)
     if report.ok:

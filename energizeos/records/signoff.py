@@ -79,6 +79,12 @@ def record_sha256(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def part_hashes(record: dict[str, Any]) -> dict[str, Any]:
+    """A hash of the run's own fields and one per step (by step id), so a check can name what changed."""
+    return {"run": record_sha256(record["run"]),
+            "steps": {str(step["id"]): [step["number"], step["name"], record_sha256(step)] for step in record["steps"]}}
+
+
 def load_run(session: Session, run_id: int) -> tuple[CommissioningRun, list[CommissioningStep]]:
     run = session.get(CommissioningRun, run_id)
     if run is None:
@@ -147,12 +153,13 @@ def sign_off(engine: Engine, run_id: int, username: str, via: str = "console",
         if claimed.rowcount != 1:
             _check_run(run)
             raise SignoffError(f"run {run_id} changed while it was being signed: try again")
-        digest = record_sha256(run_record(run, steps))
+        record = run_record(run, steps)
+        digest = record_sha256(record)
         payload.clear()  # a retried transaction starts again
         payload.update({
             "run_id": run_id, "run_sha256": digest, "procedure": run.procedure, "status": run.status,
             "steps": len(steps), "witness": name, "organisation": user.organisation, "username": user.username,
-            "role": user.role, "witnessed_at": iso(when), "via": via,
+            "role": user.role, "witnessed_at": iso(when), "via": via, "parts": part_hashes(record),
             "evidence": [{"id": e.id, "filename": e.filename, "sha256": e.sha256}
                          for e in evidence_of(session, run_id)],
         })
