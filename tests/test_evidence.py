@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+from pathlib import Path
 
 from sqlmodel import Session
 
@@ -57,3 +58,22 @@ def test_bad_evidence_input_is_refused_by_name_and_nothing_is_recorded(tmp_path)
     assert json.loads(run("evidence", "list", "--json", "--db", url, home=tmp_path / "home").stdout) == []
     with Session(make_engine(url)) as session:
         assert audit.verify(session).checked == 0
+
+
+def test_an_altered_stored_copy_is_restored_when_the_file_is_added_again(tmp_path, monkeypatch):
+    from energizeos.records import evidence
+    from energizeos.records.db import init_db, make_engine
+
+    monkeypatch.setenv("ENERGIZEOS_HOME", str(tmp_path / "home"))
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    init_db(engine)
+    source = tmp_path / "settings.txt"
+    source.write_text("81U1 58.5 Hz 300 s\n")
+    first = evidence.add(engine, source, "protection-settings", "tester")
+    stored = Path(first.stored_path)
+    stored.chmod(0o644)
+    stored.write_text("81U1 57.0 Hz 300 s\n")  # someone edits the kept copy
+    assert [p.item_id for p in evidence.check_store(engine)] == [first.id]
+    evidence.add(engine, source, "protection-settings", "tester")
+    assert stored.read_text() == "81U1 58.5 Hz 300 s\n" and evidence.check_store(engine) == []
+    assert not list(stored.parent.glob("*.tmp"))

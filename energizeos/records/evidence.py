@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +54,18 @@ def add(engine: Engine, path: Path, kind: str, added_by: str, note: str = "", re
         raise ValueError("evidence needs the name of who adds it")
     digest = sha256_file(path)
     stored = store_path(digest)
-    if not stored.exists():
+    # a stored copy that no longer matches its name was altered: the file being added restores it
+    if not stored.exists() or sha256_file(stored) != digest:
         stored.parent.mkdir(parents=True, exist_ok=True)
-        tmp = stored.with_suffix(".tmp")
+        with tempfile.NamedTemporaryFile(dir=stored.parent, prefix=f"{digest}.", suffix=".tmp",
+                                         delete=False) as handle:
+            tmp = Path(handle.name)  # unique: two adds of the same content at once do not collide
         shutil.copyfile(path, tmp)
         if sha256_file(tmp) != digest:  # the source changed while it was copied
             tmp.unlink()
             raise ValueError(f"{path} changed while it was being copied: add it again")
+        if stored.exists():
+            stored.chmod(0o644)
         tmp.replace(stored)
         stored.chmod(0o444)
     now_ns = recorded_ns if recorded_ns is not None else time.time_ns()
