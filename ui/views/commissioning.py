@@ -16,9 +16,9 @@ from energizeos.records.db import error_line
 from energizeos.records.models import CommissioningRun, CommissioningStep
 from energizeos.ui import context
 
-NO_RUN = ("No commissioning run is recorded yet. The commissioning procedures, their runner "
-          "(`energizeos commission`) and the witness sign-off arrive with the commissioning issue; "
-          "each run and its steps will be listed here once recorded.")
+NO_RUN = ("No commissioning run is recorded yet. An engineer runs the procedures from the console "
+          "(`energizeos commission list`, `energizeos commission run --all`); each run and its steps are "
+          "listed here once recorded. Witness sign-off arrives with the commissioning issue.")
 
 
 def local(value: datetime | None, zone: ZoneInfo) -> str:
