@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from energizeos.commissioning.driver import AskFn
 from energizeos.commissioning.model import Procedure
 from energizeos.commissioning.recorder import Recorder
 from energizeos.commissioning.results import RunResult, StepResult
@@ -42,7 +43,7 @@ class SimSiteRun:
 
 def build(config: SiteConfig, procedures: list[Procedure], operator: str, recorder: Recorder | None = None,
           witness: str = "", start: datetime = START, plant_step_hz: float = 20.0,
-          on_step: Callable[[StepResult], None] | None = None) -> SimSiteRun:
+          on_step: Callable[[StepResult], None] | None = None, ask: AskFn | None = None) -> SimSiteRun:
     params = device_node_parameters(config)
     ex = SimExecutor(start=start)
     sim = params.get("sim_plant", {})
@@ -57,7 +58,7 @@ def build(config: SiteConfig, procedures: list[Procedure], operator: str, record
     nodes["dispatcher"] = Dispatcher(executor=ex, parameter_overrides=params["dispatcher"])
     links = {d: InMemoryLink(plant.site.images[d]) for d in NODE_CLASSES}  # the runner's own, independent reads
     runner = CommissioningRunner(procedures, from_site_config(config), operator, links, recorder, witness=witness,
-                                 on_step=on_step, executor=ex)
+                                 on_step=on_step, ask=ask, executor=ex)
     for node in [plant, runner, *nodes.values()]:
         node.check_unused_overrides()
     return SimSiteRun(ex, plant, runner, nodes)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from energizeos.commissioning.context import StepContext
-from energizeos.commissioning.driver import Sleep, Steps, Until
+from energizeos.commissioning.driver import Sleep, StepFailed, Steps, Until
 from energizeos.commissioning.registry import Params, action
 from energizeos.commissioning.site_io import Sample
 
@@ -80,19 +80,47 @@ class SetPointParams(Params):
     tolerance_kw: float = Field(10.0, gt=0)
     settle_s: float = Field(3.0, ge=0, description="held after reaching the set-point, before the next step measures")
     timeout_s: float = Field(120.0, gt=0, description="the ramp may still be limiting after enter service")
+    min_site_load_kw: float = Field(0.0, ge=0, description="the site load a discharge test needs (it must not "
+                                                           "export): a lower load fails the step at once")
 
 
-@action("hold_setpoint", SetPointParams, ("requested_kw", "pcs_kw", "reached_after_s", "arbiter_codes"))
+def site_load_kw(ctx: StepContext) -> float | None:
+    """Site load = POI import + BESS output, from the present readings."""
+    meter, pcs = ctx.io.fresh("meter", FRESH_S), pcs_kw(ctx)
+    return None if meter is None or pcs is None or not math.isfinite(meter.p_kw) else float(meter.p_kw) + pcs
+
+
+@action("hold_setpoint", SetPointParams, ("requested_kw", "site_load_kw", "pcs_kw", "reached_after_s",
+                                          "arbiter_codes"))
 def hold_setpoint(ctx: StepContext, p: SetPointParams) -> Steps:
     """Manual dispatch at a set-point through the dispatcher (the arbiter still decides); wait for the PCS."""
+    load = site_load_kw(ctx)
+    ctx.measure(requested_kw=p.p_kw, site_load_kw=load)
+    if load is None or load < p.min_site_load_kw:
+        raise StepFailed(f"site load {load if load is None else round(load, 1)} kW is below the "
+                         f"{p.min_site_load_kw:g} kW this test needs (it must not export): run it at a higher load")
+    t0 = ctx.now()
     yield from ctx.set_mode("manual", p.p_kw)
 
     def there() -> bool:
         kw = pcs_kw(ctx)
         return kw is not None and abs(kw - p.p_kw) <= p.tolerance_kw
 
-    reached = yield Until(there, p.timeout_s, f"the PCS at {p.p_kw:g} kW", required=False)
+    def held_back() -> float | None:
+        """The request the dispatcher has kept below the set-point for 5 s (its export cap), else None."""
+        recent = dispatch_decisions(ctx, max(t0 + 1.0, ctx.now() - 5.0))
+        if ctx.now() - t0 < 6.0 or not recent or any(abs(d.msg.requested_kw - p.p_kw) <= p.tolerance_kw
+                                                      for d in recent):
+            return None
+        return float(recent[-1].msg.requested_kw)
+
+    reached = yield Until(lambda: there() or held_back() is not None, p.timeout_s, f"the PCS at {p.p_kw:g} kW",
+                          required=False)
+    if not there() and (capped := held_back()) is not None:
+        ctx.measure(pcs_kw=pcs_kw(ctx))
+        raise StepFailed(f"the dispatcher holds the request at {capped:.1f} kW, not {p.p_kw:g} kW (its export cap "
+                         "at this site load)")
     yield Sleep(p.settle_s)
     last = dispatch_decisions(ctx, ctx.now() - FRESH_S)
-    ctx.measure(requested_kw=p.p_kw, pcs_kw=pcs_kw(ctx), reached_after_s=reached,
+    ctx.measure(pcs_kw=pcs_kw(ctx), reached_after_s=reached,
                 arbiter_codes=list(last[-1].msg.reason_codes) if last else [])

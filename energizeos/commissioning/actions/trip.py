@@ -92,11 +92,18 @@ def close_breaker(ctx: StepContext, p: CloseParams) -> Steps:
     """A named close through the arbiter; the relay's own supervision executes it."""
     t0 = ctx.now()
     close = yield from ctx.breaker(BREAKER_CLOSE, "close after the reset")
-    closed = yield Until(lambda: (r := _relay(ctx)) is not None and r.breaker_state == CLOSED, p.timeout_s,
-                         "the breaker closed", required=False)
-    ctx.shared["closed_at"] = ctx.now() if closed is not None else None
+
+    def closed_at() -> float | None:
+        """Arrival of the first relay reading showing the breaker closed: the reading the arbiter's
+        enter-service count starts from too."""
+        return next((s.t for s in ctx.io.since("relay", t0) if s.msg.quality == 0 and s.msg.breaker_state == CLOSED),
+                    None)
+
+    yield Until(lambda: closed_at() is not None, p.timeout_s, "the breaker closed", required=False)
+    at = closed_at()
+    ctx.shared["closed_at"] = at
     ctx.measure(close_accepted=close.accepted, close_reason_codes=list(close.reason_codes),
-                breaker_closed_after_s=None if closed is None else ctx.now() - t0)
+                breaker_closed_after_s=None if at is None else at - t0)
 
 
 class EnterServiceParams(Params):
@@ -106,7 +113,7 @@ class EnterServiceParams(Params):
 
 
 @action("enter_service", EnterServiceParams, ("first_dispatch_after_close_s", "delay_reason_seen",
-                                              "ramp_excess_kw", "reached_request_after_close_s"))
+                                              "ramp_excess_kw", "ramp_early_s", "reached_request_after_close_s"))
 def enter_service(ctx: StepContext, p: EnterServiceParams) -> Steps:
     """After the close: nothing until V and f have been in the window for the delay, then a linear ramp
     that the granted power never exceeds, until the request is met."""
@@ -118,13 +125,20 @@ def enter_service(ctx: StepContext, p: EnterServiceParams) -> Steps:
     yield Until(lambda: (kw := pcs_kw(ctx)) is not None and kw >= p.request_kw - p.tolerance_kw,
                 max(0.0, limit - (ctx.now() - closed_at)), f"the PCS back at {p.request_kw:g} kW", required=False)
     first = first_decision(ctx, closed_at, lambda d: d.granted_kw > 0.0)
-    excess = None
+    excess, early = None, None
     for sample in dispatch_decisions(ctx, closed_at):
-        allowed = s.pcs_rated_kw * max(0.0, sample.t - closed_at - s.es_delay_s) / s.es_ramp_s if s.es_ramp_s else 1e9
+        # the ramp line from the close: rated power x (t - close - delay) / ramp time; in kW above it, and in
+        # seconds ahead of it (the time resolution of the readings the line is drawn from)
+        since_close = sample.t - closed_at - s.es_delay_s
+        allowed = s.pcs_rated_kw * max(0.0, since_close) / s.es_ramp_s if s.es_ramp_s else 1e9
         excess = max(excess if excess is not None else -1e9, sample.msg.granted_kw - allowed)
+        if sample.msg.granted_kw > 0.0:
+            due = sample.msg.granted_kw / s.pcs_rated_kw * s.es_ramp_s  # seconds into the ramp this power needs
+            early = max(early if early is not None else -1e9, due - since_close)
     reached = next((x.t for x in ctx.io.since("pcs", closed_at)
                     if x.msg.quality == 0 and x.msg.p_kw >= p.request_kw - p.tolerance_kw), None)
     ctx.measure(first_dispatch_after_close_s=None if first is None else first.t - closed_at,
                 delay_reason_seen=any("ENTER_SERVICE_DELAY" in x.msg.reason_codes
                                       for x in dispatch_decisions(ctx, closed_at)),
-                ramp_excess_kw=excess, reached_request_after_close_s=None if reached is None else reached - closed_at)
+                ramp_excess_kw=excess, ramp_early_s=early,
+                reached_request_after_close_s=None if reached is None else reached - closed_at)
