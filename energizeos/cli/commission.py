@@ -153,3 +153,38 @@ def run(
             err.print(f"safe stop: {result.safe_stop}")
     if result.status != "passed":
         raise typer.Exit(1)
+
+
+@app.command()
+def sign(
+    run_id: int = typer.Argument(..., help="The run to sign off (its id from `commission run`)."),
+    witness: str = typer.Option(..., "--witness", help="The witness's user name (epc, engineer or admin)."),
+    statement: str = typer.Option("Witnessed; the results are as recorded.", "--statement",
+                                  help="What the witness states, kept with the sign-off."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    db: str = DB,
+) -> None:
+    """Witness sign-off: the witness signs in with their password; the sign-off (name, organisation, time,
+    the SHA-256 of the recorded steps) goes on the audit chain."""
+    import time
+
+    from energizeos.access.accounts import login, logout
+    from energizeos.commissioning.signoff import SignOffError, sign_off
+    from energizeos.records.db import init_db, make_engine
+
+    engine = make_engine(db or None)
+    init_db(engine)
+    password = input().rstrip("\n") if password_stdin else getpass.getpass(f"password for {witness}: ")
+    session = login(engine, witness, password)
+    if not session.ok or session.principal is None:
+        typer.echo(f"error: {session.message}", err=True)
+        raise typer.Exit(2)
+    try:
+        payload = sign_off(engine, run_id, session.principal, statement, time.time_ns())
+    except SignOffError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        logout(engine, session.token)
+    typer.echo(f"run {run_id} signed off by {payload['witness']} ({payload['organisation'] or 'no organisation'}) "
+               f"at {payload['witnessed_at']}; steps SHA-256 {payload['steps_sha256']}")

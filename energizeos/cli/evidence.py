@@ -1,8 +1,10 @@
-"""``energizeos evidence add|list|check``: files kept as interconnection and commissioning evidence."""
+"""``energizeos evidence add|list|check|package|verify``: files kept as interconnection and commissioning evidence,
+and the evidence package of a commissioning run that another machine can check."""
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 from pathlib import Path
 
@@ -80,3 +82,61 @@ def check(db: str = DB) -> None:
     if problems:
         raise typer.Exit(1)
     typer.echo("every stored evidence file matches its recorded SHA-256")
+
+
+@app.command()
+def package(
+    run: int = typer.Option(..., "--run", help="The commissioning run."),
+    out: Path = typer.Option(..., "--out", help="The zip file to write."),
+    by: str = typer.Option("", "--by", help="Who makes it (default: the login name)."),
+    site_config: str = typer.Option("config/sim_site.yaml", "--site-config", help="For the site's time zone."),
+    db: str = DB,
+) -> None:
+    """A self-contained evidence package of a commissioning run: every step and measurement (JSON), a PDF
+    report, the evidence files, the run's audit entries and a manifest of SHA-256 hashes."""
+    import time
+    from datetime import UTC, datetime
+
+    from energizeos.commissioning import package as pkg
+    from energizeos.commissioning.report import report_doc
+    from energizeos.records import audit
+    from energizeos.reports.render.pdf import render_pdf
+    from energizeos.site_config import SiteConfigError, load_site_config
+
+    try:
+        timezone = load_site_config(site_config).timezone
+    except SiteConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    engine, who, now_ns = _engine(db), by or getpass.getuser(), time.time_ns()
+    now = datetime.fromtimestamp(now_ns / 1e9, UTC)
+    try:
+        manifest = pkg.build(engine, run, out, who, now.isoformat(),
+                             lambda body, head: render_pdf(report_doc(body, head, timezone, now)))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    fingerprint = hashlib.sha256(out.read_bytes()).hexdigest()
+    seq = audit.append_committed(engine, "evidence_package", who, f"commissioning_run:{run}/package",
+                                 {"file": out.name, "sha256": fingerprint, "files": len(manifest["files"]),
+                                  "audit_head": manifest["audit_head"]}, now_ns)
+    typer.echo(f"{out}: {len(manifest['files'])} files, SHA-256 {fingerprint} (audit entry {seq})")
+
+
+@app.command()
+def verify(file: Path = typer.Argument(..., help="An evidence package (zip)."),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check a package on any machine, without the database: every file against the manifest, every audit
+    entry against its hash, the steps and files against their audit entries. Exit 1 naming what fails."""
+    from energizeos.commissioning.package import verify as check
+
+    problems = check(file)
+    if as_json:
+        print(json.dumps({"file": str(file), "ok": not problems, "problems": problems}, indent=1))
+    else:
+        for problem in problems:
+            typer.echo(problem)
+        if not problems:
+            typer.echo(f"{file}: intact (every file, audit entry and step agrees)")
+    if problems:
+        raise typer.Exit(1)

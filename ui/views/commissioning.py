@@ -18,7 +18,7 @@ from energizeos.ui import context
 
 NO_RUN = ("No commissioning run is recorded yet. An engineer runs the procedures from the console "
           "(`energizeos commission list`, `energizeos commission run --all`); each run and its steps are "
-          "listed here once recorded. Witness sign-off arrives with the commissioning issue.")
+          "listed here once recorded, and a witness signs a passed run off with `energizeos commission sign`.")
 
 
 def local(value: datetime | None, zone: ZoneInfo) -> str:
