@@ -150,3 +150,50 @@ def test_a_setting_limit_is_the_setting_plus_its_offset(name, millis, minus):
     number, shown = resolve(text, SETTINGS)
     assert number == pytest.approx(SETTINGS[name] + (-offset if minus else offset))
     assert parse_limit(text) == (name, pytest.approx(-offset if minus else offset)) and name in shown
+
+
+# --- pure measurement helpers of the actions ----------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(readings=st.lists(st.tuples(st.floats(0.01, 1.0), st.floats(-800.0, 800.0)), min_size=1, max_size=60),
+       limit=st.floats(0.0, 50.0), deadband=st.floats(0.0, 5.0))
+def test_export_events_invariants(readings, limit, deadband):
+    """Export energy is never negative and never more than the largest export held for the whole span;
+    the clearing time is the time of the last reading beyond the limit; all-import means no export."""
+    from energizeos.commissioning.actions.export import export_events
+
+    t, samples = 0.0, []
+    for dt, p_kw in readings:
+        samples.append((t, p_kw))
+        t += dt
+    events = export_events(samples, 0.0, limit, deadband)
+    span = samples[-1][0]
+    over = [(ts, -p - limit) for ts, p in samples if -p > limit + deadband]
+    assert 0.0 <= events["exported_kwh"] <= events["max_export_kw"] * span / 3600.0 + 1e-9
+    assert events["export_samples"] == len(over)
+    assert events["export_cleared_after_s"] == (over[-1][0] if over else 0.0)
+    if all(p >= 0 for _t, p in samples):
+        assert events == {"max_export_kw": 0.0, "export_cleared_after_s": 0.0, "export_samples": 0,
+                          "exported_kwh": 0.0}
+
+
+def test_export_events_by_hand():
+    from energizeos.commissioning.actions.export import export_events
+
+    # 0.2 s readings: 300 kW export for two readings, then import; zero-export limit, 1 kW deadband
+    samples = [(0.0, 50.0), (0.2, -300.0), (0.4, -300.0), (0.6, 10.0), (0.8, 10.0)]
+    events = export_events(samples, 0.1, 0.0, 1.0)
+    assert events["max_export_kw"] == 300.0 and events["export_samples"] == 2
+    assert events["export_cleared_after_s"] == pytest.approx(0.3)
+    assert events["exported_kwh"] == pytest.approx(300.0 * 0.4 / 3600.0)
+
+
+def test_settings_compare_at_register_resolution():
+    from energizeos.commissioning.actions.settings import compare
+
+    approved = {"uv1_pickup": 0.70, "uv1_clear_time": 10.0, "ieee1547_category": 2}
+    resolution = {"uv1_pickup": 0.001, "uv1_clear_time": 0.001, "ieee1547_category": 1.0}
+    assert compare({"uv1_pickup": 0.7000004, "uv1_clear_time": 10.0, "ieee1547_category": 2}, approved,
+                   resolution) == []
+    assert compare({"uv1_pickup": 0.701, "uv1_clear_time": None, "ieee1547_category": 3}, approved, resolution) == [
+        "ieee1547_category: read 3, approved 2", "uv1_clear_time: read None, approved 10.0",
+        "uv1_pickup: read 0.701, approved 0.7"]
