@@ -182,3 +182,18 @@ def test_on_equipment_without_fault_injection_a_person_is_prompted_and_the_same_
     assert result["status"] == "passed", [(s["step"], s["reason"]) for s in result["steps"] if s["reason"]]
     trip = shipped()["trip-lockout"].steps[2]
     assert asked == [trip.prompt, trip.restore]  # the trip, then its undo in the closing safe state
+
+
+def test_a_run_stopped_mid_step_is_aborted_safely_with_the_rest_skipped(engine):
+    """A deadline (or Ctrl-C on a live run) in the middle of a step: that step fails as aborted, the safe
+    stop runs, the rest is skipped and the run is recorded as aborted."""
+    recorder = Recorder(engine, CONFIG.site, "erin")
+    result = sim_site.run(CONFIG, [shipped()["interlocks"]], "erin", recorder, limit_s=200.0).as_dict()
+    assert result["status"] == "aborted" and result["reason"] == "the run did not finish within 200 s of plant time"
+    ready, *rest = result["steps"]
+    assert ready["status"] == "fail" and ready["reason"] == f"aborted: {result['reason']}"
+    assert {s["status"] for s in rest} == {"skipped"} and result["safe_stop"]["safe"]
+    with Session(engine) as session:
+        run = session.exec(select(CommissioningRun)).one()
+        assert run.status == "aborted" and run.finished_at is not None
+        assert audit.verify(session).ok

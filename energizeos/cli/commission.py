@@ -149,6 +149,8 @@ def run(
         counts = result.as_dict()["counts"]
         err.print(f"run {result.run_id}: [bold]{result.status}[/] ({counts['pass']} passed, {counts['fail']} failed, "
                   f"{counts['skipped']} skipped)")
+        if result.reason:
+            err.print(f"why: {result.reason}")
         if result.safe_stop:
             err.print(f"safe stop: {result.safe_stop}")
     if result.status != "passed":

@@ -71,7 +71,8 @@ class Recorder:
             session.add(run)
 
         audit.append_committed(self.engine, "commissioning_run", self.operator, f"commissioning_run:{self.run_id}",
-                               {"event": "finish", "status": result.status, "safe_stop": result.safe_stop,
+                               {"event": "finish", "status": result.status, "reason": result.reason,
+                                "safe_stop": result.safe_stop,
                                 "counts": result.as_dict()["counts"]}, now, changes=close)
 
     def keep_file(self, name: str, data: bytes, kind: str, note: str) -> dict[str, Any]:

@@ -44,12 +44,13 @@ class RunResult:
     witness: str
     run_id: int | None = None
     status: str = "running"  # passed / failed / aborted
+    reason: str = ""  # why a run was aborted or could not end safe (a failing step says why in its own result)
     steps: list[StepResult] = field(default_factory=list)
     safe_stop: dict[str, Any] | None = None  # what the safe stop did, after a failing step
     site_mode: str = ""  # "simulated (fault injection)" or "equipment (operator prompts)"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status, "procedures": self.procedures,
+        return {"run_id": self.run_id, "status": self.status, "reason": self.reason, "procedures": self.procedures,
                 "operator": self.operator, "witness": self.witness, "site_mode": self.site_mode,
                 "steps": [s.as_dict() for s in self.steps], "safe_stop": self.safe_stop,
                 "counts": {k: sum(1 for s in self.steps if s.status == k) for k in (PASS, FAIL, SKIPPED)}}

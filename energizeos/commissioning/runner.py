@@ -74,7 +74,9 @@ class CommissioningRunner(Node):
             if self._report.get("safe", True):
                 self._next_step()
             else:
-                self._finish("failed", f"the site could not be returned to a safe state: {self._report}")
+                self.result.safe_stop = dict(self._report)
+                self._finish("failed", "the site could not be returned to a safe state after "
+                                       f"{self._plan[self._index][0].id}: {'; '.join(self._report['problems'])}")
         elif self._phase == "safe_stop":
             self.result.safe_stop = dict(self._report)
             self._skip_rest()
@@ -168,9 +170,8 @@ class CommissioningRunner(Node):
             self.on_step(result)
 
     def _finish(self, status: str, why: str = "") -> None:
-        self.result.status = status
+        self.result.status, self.result.reason = status, why
         if why:
-            self.result.safe_stop = {**(self.result.safe_stop or {}), "why": why}
             self.get_logger().error(why)
         if self.recorder is not None and self.result.run_id is not None:
             self.recorder.finish_run(self.result)
