@@ -86,6 +86,7 @@ class PowerBalanceCheck:
     history: deque = field(default_factory=lambda: deque(maxlen=2000))
     _step: dict | None = None
     last_ratio: float | None = None
+    last_evidence: dict | None = None  # the numbers behind the last judged step, passed or failed
 
     def __post_init__(self) -> None:
         times = [s[0] for s in self.history]
@@ -138,6 +139,7 @@ class PowerBalanceCheck:
         evidence = {"bess_step_kw": round(d_bess, 1), "poi_change_kw": round(d_poi, 1), "ratio": round(ratio, 3),
                     "bess_before_kw": round(step["bess_before"], 1), "bess_after_kw": round(bess_after, 1),
                     "poi_before_kw": round(step["poi_before"], 1), "poi_after_kw": round(poi_after, 1)}
+        self.last_evidence = evidence
         if ratio <= -0.5:
             return Finding("METER_CT_POLARITY_REVERSED",
                            f"BESS output changed by {d_bess:+.1f} kW and POI import changed by {d_poi:+.1f} kW "

@@ -115,6 +115,8 @@ class Plant:
                       for _ in range(cfg.n_racks)]
         self.contactors_closed = True
         self.contactor_fault = False
+        self.bms_standby = False  # fault injection: the BMS drops its ready signal (standby, contactors closed)
+        self.soc_reading_override: float | None = None  # fault injection: the SOC the BMS reports (test mode)
         self.soh_pct = 97.0
         # PCS
         self.pcs_p_kw = 0.0
@@ -221,7 +223,7 @@ class Plant:
         base = self.config.pcs_kw * 1000.0 / nominal_v * 1.1
         t = self.temp_max
         # = not self.bms_permissive, with the temperature taken once (this runs every physics sub-step)
-        if not self.contactors_closed or self.contactor_fault or t >= 60.0:
+        if not self.contactors_closed or self.contactor_fault or t >= 60.0 or self.bms_standby:
             return 0.0, 0.0
         temp_factor = 1.0 if t <= 45.0 else max(0.0, (55.0 - t) / 10.0)
         charge = base * temp_factor * (1.0 if self.soc_pct <= 90 else max(0.0, (98.0 - self.soc_pct) / 8.0))
@@ -234,7 +236,12 @@ class Plant:
 
     @property
     def bms_permissive(self) -> bool:
-        return self.contactors_closed and not self.bms_fault
+        return self.contactors_closed and not self.bms_fault and not self.bms_standby
+
+    @property
+    def reported_soc_pct(self) -> float:
+        """The SOC the BMS reports: the model's, unless a test forces the reading."""
+        return self.soc_reading_override if self.soc_reading_override is not None else self.soc_pct
 
     @property
     def grid_ok(self) -> bool:
@@ -431,6 +438,13 @@ class Plant:
             self.contactor_fault = True
         elif fault == "pcs_fault":
             self.pcs_fault = True
+        elif fault == "bms_not_ready":
+            self.bms_standby = True
+        elif fault == "soc_reading":
+            pct = float(params.get("pct", 5.0))
+            if not 0.0 <= pct <= 100.0:
+                raise ValueError(f"soc_reading: pct {pct} is outside 0..100 %")
+            self.soc_reading_override = pct
         elif fault == "pcs_ignores_reversion":
             self.pcs_ignore_reversion = True
         elif fault == "ct_polarity":
@@ -464,6 +478,10 @@ class Plant:
             self.contactors_closed = True
         elif fault == "pcs_fault":
             self.pcs_fault = False
+        elif fault == "bms_not_ready":
+            self.bms_standby = False
+        elif fault == "soc_reading":
+            self.soc_reading_override = None
         elif fault == "pcs_ignores_reversion":
             self.pcs_ignore_reversion = False
         elif fault == "ct_polarity":
@@ -485,5 +503,6 @@ class Plant:
             raise ValueError(f"unknown plant fault {fault!r}; known: {', '.join(PLANT_FAULTS)}")
 
 
-PLANT_FAULTS = ("load_step", "rack_overtemp", "contactor_fault", "pcs_fault", "pcs_ignores_reversion", "ct_polarity",
-                "ct_ratio", "pt_fuse", "relay_trip", "relay_no_86", "voltage_sag", "frequency_excursion")
+PLANT_FAULTS = ("load_step", "rack_overtemp", "contactor_fault", "bms_not_ready", "soc_reading", "pcs_fault",
+                "pcs_ignores_reversion", "ct_polarity", "ct_ratio", "pt_fuse", "relay_trip", "relay_no_86",
+                "voltage_sag", "frequency_excursion")

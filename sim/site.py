@@ -139,7 +139,7 @@ class SimSite:
             cha_st = 4
         else:
             cha_st = 5 if p.soc_pct >= 98 else 2 if p.soc_pct <= 2 else 6
-        state = 99 if p.bms_fault else 3 if p.contactors_closed else 1
+        state = 99 if p.bms_fault else 4 if p.bms_standby else 3 if p.contactors_closed else 1  # 4: SunSpec STANDBY
         evt = {"OVER_TEMP_ALARM": t_max >= 55.0, "OVER_TEMP_WARNING": t_max >= 45.0,
                "UNDER_SOC_MIN_WARNING": p.soc_pct <= 5.0, "OVER_SOC_MAX_WARNING": p.soc_pct >= 95.0,
                "CONTACTOR_ERROR": p.contactor_fault}
@@ -150,7 +150,7 @@ class SimSite:
         current = p.dc_current
         cells = [p.cell_voltage(s, current) for s in socs]
         self.bms.set_many(802, {
-            "SoC": p.soc_pct, "SoH": p.soh_pct, "ChaSt": cha_st, "State": state, "Evt1": evt1,
+            "SoC": p.reported_soc_pct, "SoH": p.soh_pct, "ChaSt": cha_st, "State": state, "Evt1": evt1,
             "V": p.dc_voltage, "A": current, "W": p.pcs_p_kw * 1000.0,
             "AChaMax": charge_a, "ADisChaMax": discharge_a,
             "CellVMax": max(cells) + 0.004, "CellVMin": min(cells) - 0.004, "CellVAvg": sum(cells) / len(cells),

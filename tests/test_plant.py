@@ -172,3 +172,22 @@ def test_pcs_never_exceeds_rating_or_bms_limits(setpoint, seconds):
     assert p.pcs_p_kw <= discharge_a * v / 1000.0 + 1e-6
     assert p.pcs_p_kw >= -charge_a * v / 1000.0 - 1e-6
     assert 0.0 <= p.soc_pct <= 100.0
+
+
+def test_bms_not_ready_drops_the_permissive_with_contactors_closed():
+    p = plant()
+    p.inject("bms_not_ready")
+    assert p.contactors_closed and not p.bms_fault and not p.bms_permissive
+    assert p.current_limits() == (0.0, 0.0)  # a BMS in standby allows no current
+    p.clear("bms_not_ready")
+    assert p.bms_permissive and p.current_limits()[1] > 0
+
+
+def test_a_forced_soc_reading_changes_what_the_bms_reports_not_the_battery():
+    p = plant(initial_soc_pct=50.0)
+    p.inject("soc_reading", pct=9.0)
+    assert p.reported_soc_pct == 9.0 and p.soc_pct == 50.0
+    with pytest.raises(ValueError, match=r"outside 0\.\.100"):
+        p.inject("soc_reading", pct=120.0)
+    p.clear("soc_reading")
+    assert p.reported_soc_pct == 50.0

@@ -170,7 +170,11 @@ def test_an_evidence_item_is_listed_with_its_sha256(app_db: Engine, tmp_path: Pa
 def test_the_commissioning_page_without_and_with_a_run(app_db: Engine) -> None:
     at = log_in("viewer", page="views/commissioning.py")
     assert "No commissioning run is recorded yet" in texts(at) and "energizeos commission" in texts(at)
-    assert not at.dataframe
+    from energizeos.commissioning.model import shipped
+
+    procedures = at.dataframe[-1].value  # the shipped procedures are listed even before any run
+    assert list(procedures["procedure id"]) == list(shipped()) and "trip-lockout" in list(procedures["procedure id"])
+    assert len(at.dataframe) == 1  # and no run table
     t = datetime(2026, 7, 15, 21, 0, tzinfo=UTC)  # 14:00 PDT
     with Session(app_db) as session:
         run = CommissioningRun(procedure="bess-sat-1", site="reference-plant", started_at=t, status="failed",

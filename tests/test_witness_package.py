@@ -256,9 +256,9 @@ def test_a_package_is_refused_for_an_unsigned_run_and_never_overwrites(site: tup
     with pytest.raises(package.PackageError, match=f"run {run_id} is not signed off"):
         package.build(engine, run_id, out)
     assert not out.exists()
-    with Session(engine) as session:  # a witness typed into the row, not signed through EnergizeOS
+    with Session(engine) as session:  # a sign-off typed into the row, not made through EnergizeOS
         run = session.get(CommissioningRun, run_id)
-        run.witness = "Someone"
+        run.witness, run.witnessed_at = "Someone", datetime.now(UTC)
         session.add(run)
         session.commit()
     with pytest.raises(package.PackageError, match="has no witness-signoff entry"):
@@ -472,3 +472,19 @@ def test_the_cli_signs_packages_and_verifies_with_exit_codes(site: tuple[Engine,
     (tmp_path / "junk.zip").write_bytes(b"not a zip at all")
     junk = cli("verify", str(tmp_path / "junk.zip"), home=home)
     assert junk.returncode == 2 and "is not a readable zip archive" in junk.stdout
+
+
+def test_a_run_with_a_named_witness_is_signed_by_that_witness_only(site: tuple[Engine, int]) -> None:
+    engine, run_id = site
+    with Session(engine) as session:  # `commission run --witness jane` names her when the run starts
+        run = session.get(CommissioningRun, run_id)
+        run.witness = "jane"
+        session.add(run)
+        session.commit()
+    accounts.create_user(engine, None, "wes", "engineer", "y" * 16)  # may witness, but was not named
+    with pytest.raises(signoff.SignoffError, match=f"run {run_id} was run with jane named as its witness"):
+        signoff.sign_off(engine, run_id, "wes")
+    signed = signoff.sign_off(engine, run_id, "jane")
+    with Session(engine) as session:
+        assert session.get(CommissioningRun, run_id).witnessed_at == signed.witnessed_at
+    assert signed.witness == "Jane Witness" and len(signed.run_sha256) == 64

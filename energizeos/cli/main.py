@@ -17,6 +17,7 @@ from rich.table import Table
 from energizeos.cli import ask as ask_cli
 from energizeos.cli import audit as audit_cli
 from energizeos.cli import bag as bag_cli
+from energizeos.cli import commission as commission_cli
 from energizeos.cli import db as db_cli
 from energizeos.cli import evidence as evidence_cli
 from energizeos.cli import plan as plan_cli
@@ -41,6 +42,7 @@ app.add_typer(sim_cli.app, name="sim")
 app.add_typer(simulate_cli.app, name="simulate")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(evidence_cli.app, name="evidence")
+app.add_typer(commission_cli.app, name="commission")
 app.add_typer(db_cli.app, name="db")
 app.add_typer(tariff_cli.app, name="tariff")
 app.add_typer(report_cli.app, name="report")

@@ -130,7 +130,7 @@ def _signoff_entry(session: Session, run: CommissioningRun) -> audit.AuditEntry:
                                                         audit.AuditEntry.subject == signoff.subject(run.id or 0))
                          .order_by(col(audit.AuditEntry.seq).desc())).first()
     if entry is None:
-        if run.witness:
+        if run.witnessed_at is not None:
             raise PackageError(f"run {run.id} names a witness ({run.witness}) but the audit chain has no "
                                f"{signoff.KIND} entry for it: the sign-off was not made through EnergizeOS")
         raise PackageError(f"run {run.id} is not signed off: a witness signs it first "

@@ -112,12 +112,15 @@ def _check_witness(session: Session, username: str) -> User:
     return user
 
 
-def _check_run(run: CommissioningRun) -> None:
-    if run.witness or run.witnessed_at is not None:
+def _check_run(run: CommissioningRun, username: str) -> None:
+    # ``witness`` alone (no time) is the witness named when the run was started: only they may sign it
+    if run.witnessed_at is not None:
         when = f" at {iso(run.witnessed_at)}" if run.witnessed_at else ""
         org = f" ({run.witness_organisation})" if run.witness_organisation else ""
         raise SignoffError(f"run {run.id} is already signed off by {run.witness or '(no name)'}{org}{when}; "
                            "a run is signed once")
+    if run.witness and run.witness != username:
+        raise SignoffError(f"run {run.id} was run with {run.witness} named as its witness: only they sign it")
     if run.status == "running":
         raise SignoffError(f"run {run.id} is still running: a witness signs a finished run")
     if run.status not in FINISHED or run.finished_at is None:
@@ -137,13 +140,13 @@ def sign_off(engine: Engine, run_id: int, username: str, via: str = "console",
     def sign(session: Session) -> None:
         user = _check_witness(session, username)
         run, _ = load_run(session, run_id)
-        _check_run(run)  # the reason, when there is one
+        _check_run(run, user.username)  # the reason, when there is one
         name = user.display_name.strip() or user.username
         # Check and write in one statement: two witnesses signing at once both pass the check above, but
         # only one UPDATE still finds the run unsigned (the other waits for the row, then matches nothing).
         claimed = session.execute(
             update(CommissioningRun)
-            .where(col(CommissioningRun.id) == run_id, col(CommissioningRun.witness) == "",
+            .where(col(CommissioningRun.id) == run_id, col(CommissioningRun.witness).in_(("", user.username)),
                    col(CommissioningRun.witnessed_at).is_(None), col(CommissioningRun.status).in_(FINISHED),
                    col(CommissioningRun.finished_at).is_not(None))
             .values(witness=name, witness_organisation=user.organisation, witnessed_at=when)
@@ -151,7 +154,7 @@ def sign_off(engine: Engine, run_id: int, username: str, via: str = "console",
         session.expire_all()
         run, steps = load_run(session, run_id)  # as held now, under the write lock: what is signed
         if claimed.rowcount != 1:
-            _check_run(run)
+            _check_run(run, user.username)
             raise SignoffError(f"run {run_id} changed while it was being signed: try again")
         record = run_record(run, steps)
         digest = record_sha256(record)

@@ -43,8 +43,8 @@ def load_runs() -> tuple[list[CommissioningRun], dict[int, list[CommissioningSte
 
 
 def witness_line(run: CommissioningRun, zone: ZoneInfo) -> str:
-    if not run.witness:
-        return "not witnessed"
+    if run.witnessed_at is None:
+        return f"{run.witness} named, not signed yet" if run.witness else "not witnessed"
     org = f" ({run.witness_organisation})" if run.witness_organisation else ""
     when = f", {local(run.witnessed_at, zone)}" if run.witnessed_at else ""
     return f"{run.witness}{org}{when}"
@@ -76,7 +76,7 @@ def sign(run_id: int) -> None:
 
 
 def signoff_panel(run: CommissioningRun) -> None:
-    if run.witness or run.witnessed_at is not None:
+    if run.witnessed_at is not None:
         return  # signed: the witness line says by whom and when
     if run.status not in FINISHED:
         st.caption(f"Run {run.id} is {run.status}: a witness signs it off once it has finished.")
@@ -111,6 +111,21 @@ def run_detail(run: CommissioningRun, steps: list[CommissioningStep], zone: Zone
         signoff_panel(run)
 
 
+def procedures_table() -> None:
+    """The shipped procedures (energizeos/commissioning/procedures/), as `energizeos commission list` shows them."""
+    from energizeos.commissioning.model import ProcedureError, shipped
+
+    st.subheader("Procedures")
+    try:
+        procedures = shipped()
+    except ProcedureError as exc:
+        st.error(f"The procedures cannot be read: {exc}")
+        return
+    st.dataframe([{"procedure id": p.id, "title": p.title, "phases": ", ".join(p.phases), "steps": len(p.steps),
+                   "purpose": p.purpose} for p in procedures.values()], hide_index=True, width="stretch")
+    st.caption("Run them with `energizeos commission run PROCEDURE|--all --operator NAME [--witness NAME]`.")
+
+
 st.title("Commissioning")
 if RESULT in st.session_state:
     context.show_result(st.session_state.pop(RESULT))
@@ -128,3 +143,4 @@ else:
     st.subheader("Steps")
     for _i, _run in enumerate(runs):
         run_detail(_run, by_run.get(_run.id or 0, []), site_zone, expanded=_i == 0)  # the newest run open
+procedures_table()
