@@ -18,12 +18,12 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from energizeos.access import accounts
 from energizeos.records import audit, evidence, package, signoff
 from energizeos.records.db import init_db, make_engine
-from energizeos.records.models import CommissioningRun, CommissioningStep
+from energizeos.records.models import CommissioningRun, CommissioningStep, User
 from energizeos.records.package_check import verify_package
 from tests.conftest import ENERGIZEOS
 from tests.witness_fixtures import STEPS, make_run
@@ -442,8 +442,8 @@ def test_sign_and_package_on_each_database(db_url: str, home: Path, tmp_path: Pa
     assert report.ok, report.problems
 
 
-def cli(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([ENERGIZEOS, "evidence", *args], capture_output=True, text=True,
+def cli(*args: str, home: Path, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([ENERGIZEOS, "evidence", *args], capture_output=True, text=True, input=stdin,
                           env={**os.environ, "ENERGIZEOS_HOME": str(home)})
 
 
@@ -451,11 +451,23 @@ def test_the_cli_signs_packages_and_verifies_with_exit_codes(site: tuple[Engine,
                                                             tmp_path: Path) -> None:
     engine, run_id = site
     db = str(engine.url)
-    refused = cli("signoff", "--run", str(run_id), "--user", "vic", "--db", db, home=home)
+    from energizeos.access.passwords import hash_password  # the fixture's users have stand-in hashes: sign in for real
+
+    with Session(engine) as session:
+        for account in session.exec(select(User).where(col(User.username).in_(("jane", "vic")))).all():
+            account.password_hash = hash_password("x" * 16)
+            session.add(account)
+        session.commit()
+    refused = cli("signoff", "--run", str(run_id), "--user", "vic", "--password-stdin", "--db", db, home=home,
+                  stdin="x" * 16 + "\n")
     assert refused.returncode == 2 and "vic (role viewer) may not witness" in refused.stderr
+    wrong = cli("signoff", "--run", str(run_id), "--user", "jane", "--password-stdin", "--db", db, home=home,
+                stdin="not her password\n")  # someone at the console who is not the witness
+    assert wrong.returncode == 2 and "wrong user name or password" in wrong.stderr
     unsigned = cli("package", "--run", str(run_id), "--out", str(tmp_path / "p.zip"), "--db", db, home=home)
     assert unsigned.returncode == 2 and "is not signed off" in unsigned.stderr
-    signed = cli("signoff", "--run", str(run_id), "--user", "jane", "--db", db, home=home)
+    signed = cli("signoff", "--run", str(run_id), "--user", "jane", "--password-stdin", "--db", db, home=home,
+                 stdin="x" * 16 + "\n")
     assert signed.returncode == 0 and "signed off by Jane Witness (Acme EPC)" in signed.stdout, signed.stderr
     entry_hash = signoff_entries(engine)[0].entry_hash
     assert entry_hash in signed.stdout
@@ -488,3 +500,15 @@ def test_a_run_with_a_named_witness_is_signed_by_that_witness_only(site: tuple[E
     with Session(engine) as session:
         assert session.get(CommissioningRun, run_id).witnessed_at == signed.witnessed_at
     assert signed.witness == "Jane Witness" and len(signed.run_sha256) == 64
+
+
+def test_the_operator_of_a_run_cannot_witness_it(site: tuple[Engine, int]) -> None:
+    engine, run_id = site
+    with Session(engine) as session:
+        run = session.get(CommissioningRun, run_id)
+        run.operator = "ed"  # an engineer: the role may witness, but not their own run
+        session.add(run)
+        session.commit()
+    with pytest.raises(signoff.SignoffError, match=f"ed ran run {run_id} as its operator: the witness must be"):
+        signoff.sign_off(engine, run_id, "ed")
+    assert signoff.sign_off(engine, run_id, "jane").witness == "Jane Witness"

@@ -89,16 +89,28 @@ def signoff(
     run_id: int = typer.Option(..., "--run", help="The commissioning run to sign."),
     user: str = typer.Option(..., "--user", help="The witness's account; its role must hold 'witness' "
                                                   "(epc, engineer or admin)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the witness's password from stdin "
+                                                                        "instead of asking for it."),
     db: str = DB,
 ) -> None:
-    """Sign a finished commissioning run as its witness (name, organisation and time go on the audit chain)."""
+    """Sign a finished commissioning run as its witness (name, organisation and time go on the audit chain).
+    The witness types their own password: the signature is theirs, whoever's console it is."""
+    from energizeos.access.accounts import login, logout
     from energizeos.records.signoff import SignoffError, sign_off
 
+    engine = _engine(db)
+    password = input().rstrip("\n") if password_stdin else getpass.getpass(f"password of {user}: ")
+    session = login(engine, user, password)  # wrong passwords count towards the lock-out, on the audit chain
+    if not session.ok:
+        typer.echo(f"error: {session.message}", err=True)
+        raise typer.Exit(2)
     try:
-        made = sign_off(_engine(db), run_id, user, via="console")
+        made = sign_off(engine, run_id, user, via="console")
     except SignoffError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    finally:
+        logout(engine, session.token)
     org = f" ({made.organisation})" if made.organisation else ""
     typer.echo(f"run {made.run_id} signed off by {made.witness}{org} at {made.witnessed_at.isoformat()}\n"
                f"run SHA-256 {made.run_sha256}\n"

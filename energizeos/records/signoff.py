@@ -141,6 +141,8 @@ def sign_off(engine: Engine, run_id: int, username: str, via: str = "console",
         user = _check_witness(session, username)
         run, _ = load_run(session, run_id)
         _check_run(run, user.username)  # the reason, when there is one
+        if run.operator and run.operator == user.username:
+            raise SignoffError(f"{user.username} ran run {run_id} as its operator: the witness must be someone else")
         name = user.display_name.strip() or user.username
         # Check and write in one statement: two witnesses signing at once both pass the check above, but
         # only one UPDATE still finds the run unsigned (the other waits for the row, then matches nothing).
