@@ -219,4 +219,5 @@ def test_a_recorded_run_is_signed_by_its_named_witness_packaged_and_verified(eng
         subjects = [e.subject for e in session.exec(select(audit.AuditEntry)).all()]
     steps = sum(len(p.steps) for p in procedures)
     assert sum(s.startswith(f"run:{result.run_id}/step:") for s in subjects) == steps  # each step on the chain
-    assert built.path.exists()
+    names = [f["name"] if isinstance(f, dict) and "name" in f else str(f) for f in built.files]
+    assert any("sel700g_poi" in n for n in names), names  # the approved relay settings travel with the run
