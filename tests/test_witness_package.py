@@ -512,3 +512,23 @@ def test_the_operator_of_a_run_cannot_witness_it(site: tuple[Engine, int]) -> No
     with pytest.raises(signoff.SignoffError, match=f"ed ran run {run_id} as its operator: the witness must be"):
         signoff.sign_off(engine, run_id, "ed")
     assert signoff.sign_off(engine, run_id, "jane").witness == "Jane Witness"
+
+
+def test_a_step_with_hundreds_of_measured_values_still_makes_a_report(site: tuple[Engine, int],
+                                                                       tmp_path: Path) -> None:
+    """A point-to-point step measures every mapped point: the PDF shortens the cell (a table row cannot
+    span a page), run.json keeps every value."""
+    engine, run_id = site
+    measured = {f"pcs.point_{i:03d}": {"value": i * 1.5, "unit": "kW", "ok": True} for i in range(400)}
+    with Session(engine) as session:
+        step = session.exec(select(CommissioningStep).where(CommissioningStep.run_id == run_id)).first()
+        step.measured_json = json.dumps(measured)
+        session.add(step)
+        session.commit()
+    signoff.sign_off(engine, run_id, "jane")
+    built = package.build(engine, run_id, tmp_path / "big.zip")
+    with zipfile.ZipFile(built.path) as zf:
+        pdf_text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(zf.read("report.pdf"))).pages)
+        run_doc = json.loads(zf.read("run.json"))
+    assert "more value(s) in run.json" in " ".join(pdf_text.split())
+    assert any(s.get("measured") == measured for s in run_doc["steps"])

@@ -26,11 +26,27 @@ def _short(digest: str) -> str:
     return digest[:SHORT] + "…" if len(digest) > SHORT else digest
 
 
+MEASURED_CHARS = 700  # a table row cannot span pages: the PDF shows this much, run.json holds everything
+VALUE_CHARS = 160
+
+
 def measured_text(measured: Any, measured_json: str) -> str:
-    """'name = value' pairs; anything that is not a JSON object is shown as it was stored."""
-    if isinstance(measured, dict):
-        return "; ".join(f"{name} = {value}" for name, value in measured.items()) or "(none)"
-    return measured_json if measured is None else json.dumps(measured)
+    """The measured values for a table cell, shortened when long (every value is in run.json)."""
+    if not isinstance(measured, dict):
+        text = measured_json if measured is None else json.dumps(measured)
+        return text if len(text) <= MEASURED_CHARS else text[:MEASURED_CHARS] + " ... (in full in run.json)"
+    parts: list[str] = []
+    used = 0
+    for shown, (name, value) in enumerate(measured.items()):
+        value_text = str(value)
+        if len(value_text) > VALUE_CHARS:
+            value_text = value_text[:VALUE_CHARS] + " ..."
+        part = f"{name} = {value_text}"
+        if parts and used + len(part) > MEASURED_CHARS:
+            return "; ".join(parts) + f"; ... {len(measured) - shown} more value(s) in run.json"
+        parts.append(part)
+        used += len(part) + 2
+    return "; ".join(parts) or "(none)"
 
 
 def _run_table(run: dict[str, Any], signoff_seq: int, signoff_hash: str) -> Table:
