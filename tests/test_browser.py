@@ -175,6 +175,7 @@ def operator_session(site, page, tmp_path) -> None:
     # --- a report PDF for this month (today's records are in it) ---
     page.get_by_role("link", name="Reports").click()
     page.get_by_text("monthly", exact=True).click()
+    wait_idle(page, 120.0)  # the month's report is computed in this run: click its button, not the day's
     page.get_by_role("button", name="Download PDF").wait_for(timeout=60_000)
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download PDF").click()
