@@ -25,9 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,20 +160,12 @@ def _zip_bytes(files: dict[str, bytes], when: datetime) -> bytes:
 
 
 def _write_new(path: Path, data: bytes, replace: bool) -> None:
+    from energizeos.reports.render import write_atomic
+
     if path.exists() and not replace:
         raise PackageError(f"{path} exists: choose another name or allow replacing it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
 
 
 def _json_bytes(doc: Any) -> bytes:
