@@ -28,7 +28,7 @@ def engine(migrated_engine):
 
 def test_migrations_create_every_table_and_match_the_models(engine):
     assert set(inspect(engine).get_table_names()) >= TABLES
-    assert current_revision(engine) == head_revision() == "0002"
+    assert current_revision(engine) == head_revision() == "0003"
     with engine.connect() as conn:  # the migration and the SQLModel classes describe the same schema
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
@@ -40,8 +40,8 @@ def test_migrations_create_every_table_and_match_the_models(engine):
 def test_downgrade_and_upgrade_round_trip(engine):
     assert downgrade(engine, "base") == ""
     assert "telemetry" not in inspect(engine).get_table_names()
-    assert upgrade(engine) == "0002"
-    assert upgrade(engine) == "0002"  # a second run finds nothing to do
+    assert upgrade(engine) == "0003"
+    assert upgrade(engine) == "0003"  # a second run finds nothing to do
 
 
 def test_times_are_stored_utc_and_read_back_aware(engine):

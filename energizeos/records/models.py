@@ -240,3 +240,61 @@ class UserSession(SQLModel, table=True):
     expires_at: datetime = _time()  # absolute limit; the idle limit counts from last_seen_at
     ended_at: datetime | None = _time(default=None)
     end_reason: str = ""  # logout / idle / expired / disabled / password-changed
+
+
+# --- Fleet: what the remote aggregator (``energizeos remote serve``) collects from edge sites --------
+
+
+class FleetSite(SQLModel, table=True):
+    """One edge site as the aggregator knows it. ``have_seq`` is the last record stored for the
+    site's current outbox (``epoch``): every record up to it is stored, none after it."""
+
+    __tablename__ = "fleet_sites"
+    site_id: str = Field(primary_key=True)
+    name: str = ""
+    epoch: str = ""  # the edge outbox's id: a reinstalled edge starts a new sequence
+    have_seq: int = Field(default=0, sa_type=BigInteger)
+    head_seq: int = Field(default=0, sa_type=BigInteger)  # the newest record the edge says it holds
+    first_seen: datetime = _time()
+    last_seen: datetime = _time()  # last status or batch heard from the site
+    last_record_time: datetime | None = _time(default=None)  # source time of the newest stored record
+
+
+class FleetRecord(SQLModel, table=True):
+    """Every record a site forwarded, exactly once, in its edge order (site, epoch, seq)."""
+
+    __tablename__ = "fleet_records"
+    __table_args__ = (Index("ix_fleet_records_site_time", "site_id", "time"),)
+    site_id: str = Field(primary_key=True)
+    epoch: str = Field(primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(index=True)  # telemetry, alarm_events, events, decisions, commands
+    time: datetime = _time()  # source time (the message stamp at the edge)
+    received: datetime = _time()  # when the aggregator stored it
+    body: str = Field(sa_column=Column(Text, nullable=False))  # JSON, as the edge sent it
+
+
+class FleetTelemetry(SQLModel, table=True):
+    """Telemetry points of every site, for the fleet view's figures and charts."""
+
+    __tablename__ = "fleet_telemetry"
+    site_id: str = Field(primary_key=True)
+    point: str = Field(primary_key=True)
+    time: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    value: float | None
+    quality: int = 0
+
+
+class FleetAlarm(SQLModel, table=True):
+    """The latest state of every alarm of every site (one row per alarm, updated by its transitions)."""
+
+    __tablename__ = "fleet_alarms"
+    site_id: str = Field(primary_key=True)
+    alarm_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    code: str = Field(index=True)
+    device: str = ""
+    priority: int = Field(index=True)
+    state: int = Field(index=True)  # Alarm.STATE_* after the latest transition (0: back to normal)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    raised: datetime = _time()
+    changed: datetime = _time()

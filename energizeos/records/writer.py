@@ -90,7 +90,7 @@ def row_digest(table_name: str, row: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         stmt = postgresql.insert(table).on_conflict_do_nothing()
@@ -146,7 +146,7 @@ class RecordWriter:
         with Session(self.engine) as session:
             for name, rows in batch.rows.items():
                 if rows:
-                    _insert_ignoring_duplicates(session, TABLES[name], [_db_row(name, r) for r in rows])
+                    insert_ignoring_duplicates(session, TABLES[name], [_db_row(name, r) for r in rows])
             for ev in batch.rows.get("alarm_events", []):
                 _apply_alarm_event(session, ev)
             sealed = {name: {"rows": {r["key"]: row_digest(name, r) for r in batch.rows[name]}}

@@ -1,0 +1,93 @@
+"""The aggregator's writes: a site's accepted records, in one transaction per batch.
+
+Each record goes to ``fleet_records`` as sent; telemetry rows also go to ``fleet_telemetry`` and
+alarm transitions update ``fleet_alarms`` (the latest state per alarm), so the fleet view reads
+small tables. The site's ``have_seq`` moves in the same transaction: after a crash the stored
+records and the point to resume from always agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from energizeos.records.models import FleetAlarm, FleetRecord, FleetSite, FleetTelemetry
+from energizeos.records.types import utc_from_ns
+from energizeos.records.writer import insert_ignoring_duplicates
+from energizeos.remote.protocol import Record
+
+
+@dataclass
+class SiteCursor:
+    site_id: str
+    epoch: str
+    have: int
+
+
+def load_cursors(engine: Engine) -> dict[str, SiteCursor]:
+    with Session(engine) as session:
+        return {s.site_id: SiteCursor(s.site_id, s.epoch, s.have_seq) for s in session.exec(select(FleetSite))}
+
+
+def _telemetry_rows(site: str, record: Record) -> list[dict[str, Any]]:
+    return [{"site_id": site, "point": row["point"], "time": utc_from_ns(int(row["time_ns"])),
+             "value": row["value"], "quality": int(row.get("quality", 0))} for row in record.body.get("rows", [])]
+
+
+def _apply_alarm(session: Session, site: str, ev: dict[str, Any]) -> None:
+    when = utc_from_ns(int(ev["time_ns"]))
+    alarm = session.get(FleetAlarm, (site, int(ev["alarm_id"])))
+    if alarm is None:
+        session.add(FleetAlarm(site_id=site, alarm_id=int(ev["alarm_id"]), code=ev["code"], device=ev["source"],
+                               priority=int(ev["priority"]), state=int(ev["state"]), message=ev["message"],
+                               raised=when, changed=when))
+    elif when >= alarm.changed:
+        alarm.state, alarm.changed, alarm.priority = int(ev["state"]), when, int(ev["priority"])
+        alarm.message = ev["message"] or alarm.message
+
+
+def store_batch(engine: Engine, site: str, epoch: str, head: int, records: tuple[Record, ...],
+                now: datetime, name: str = "") -> None:
+    """Write the records and move the site's ``have_seq`` to the last of them, atomically."""
+    with Session(engine) as session:
+        site_row = session.get(FleetSite, site)
+        if site_row is None:
+            site_row = FleetSite(site_id=site, name=name or site, epoch=epoch, first_seen=now, last_seen=now)
+            session.add(site_row)
+        elif site_row.epoch != epoch:
+            site_row.epoch, site_row.have_seq = epoch, 0  # a new outbox at the edge: a new numbering
+        if records:
+            insert_ignoring_duplicates(session, FleetRecord.__table__, [  # type: ignore[arg-type]
+                {"site_id": site, "epoch": epoch, "seq": r.seq, "kind": r.kind, "time": utc_from_ns(r.time_ns),
+                 "received": now, "body": json.dumps(r.body, separators=(",", ":"))} for r in records])
+            telemetry = [row for r in records if r.kind == "telemetry" for row in _telemetry_rows(site, r)]
+            if telemetry:
+                insert_ignoring_duplicates(session, FleetTelemetry.__table__, telemetry)  # type: ignore[arg-type]
+            for r in records:
+                if r.kind == "alarm_events":
+                    _apply_alarm(session, site, r.body)
+            site_row.have_seq = records[-1].seq
+            newest = utc_from_ns(max(r.time_ns for r in records))
+            if site_row.last_record_time is None or newest > site_row.last_record_time:
+                site_row.last_record_time = newest
+        site_row.head_seq = max(head, site_row.have_seq)
+        site_row.last_seen = now
+        session.commit()
+
+
+def note_status(engine: Engine, site: str, epoch: str, head: int, now: datetime, name: str = "") -> None:
+    """A status message: the site is alive and holds ``head`` records."""
+    with Session(engine) as session:
+        if session.get(FleetSite, site) is None:
+            session.add(FleetSite(site_id=site, name=name or site, epoch=epoch, first_seen=now, last_seen=now,
+                                  head_seq=head))
+        else:
+            session.execute(update(FleetSite).where(FleetSite.site_id == site)  # type: ignore[arg-type]
+                            .values(last_seen=now, head_seq=head))
+        session.commit()
