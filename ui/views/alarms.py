@@ -34,6 +34,13 @@ def open_table() -> list[dict]:
         st.success("No open alarms")
     else:
         st.dataframe(rows, hide_index=True, width="stretch")
+    # The action panel below is built by the whole page's run: when a timed refresh finds other
+    # alarms than it was built with, run the page again so an alarm in the table can be acted on.
+    shown = [(r["alarm id"], r["state"]) for r in rows]
+    if st.session_state.pop("alarms_page_run", False):
+        st.session_state["alarm_panel_rows"] = shown
+    elif shown != st.session_state.get("alarm_panel_rows"):
+        st.rerun()
     return rows
 
 
@@ -93,5 +100,6 @@ def history() -> None:
         st.dataframe(rows, hide_index=True, width="stretch")
 
 
+st.session_state["alarms_page_run"] = True  # open_table() tells a page run from its own timed runs
 act_on(open_table())
 history()
