@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from energizeos.remote.config import UplinkSettings
 from energizeos.yaml_file import read_yaml
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -180,6 +181,7 @@ class SiteConfig(_Strict):
     assistant: AssistantSettings = AssistantSettings()
     access: AccessPolicy = AccessPolicy()
     ui: UiSettings = UiSettings()
+    remote: UplinkSettings | None = None  # forwarding to a fleet aggregator (docs/remote.md); none by default
     simulation: Simulation | None = Simulation()
 
 
@@ -187,10 +189,19 @@ def load_site_config(path: str | Path) -> SiteConfig:
     path = Path(path)
     data = read_yaml(path, "site config", SiteConfigError)
     try:
-        return SiteConfig.model_validate(data)
+        config = SiteConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise SiteConfigError(f"site config {path}: {problems}") from exc
+    if config.remote is not None:  # its files are named relative to the site config's folder
+        base = path.resolve().parent
+        if not config.remote.password_file.is_absolute():
+            config.remote.password_file = base / config.remote.password_file
+        if config.remote.outbox is not None and not config.remote.outbox.is_absolute():
+            config.remote.outbox = base / config.remote.outbox
+        if config.remote.tls is not None:
+            config.remote.tls = config.remote.tls.resolved(base)
+    return config
 
 
 def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
@@ -224,6 +235,19 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                           **r.model_dump(exclude={"formats"})}
     params["assistant"] = {"db_url": config.records.db_url, "timezone": config.timezone,
                            **config.assistant.model_dump()}
+    if config.remote is not None and config.remote.enabled:
+        params["uplink"] = uplink_parameters(config.remote)
+    return params
+
+
+def uplink_parameters(remote: UplinkSettings) -> dict:
+    """The uplink node's parameters (flat: node parameters are scalars)."""
+    params = remote.model_dump(exclude={"enabled", "tls", "outbox", "password_file"})
+    params["password_file"] = str(remote.password_file)
+    params["outbox"] = str(remote.outbox or "")
+    tls = remote.tls
+    params.update(tls_ca=str(tls.ca) if tls else "", tls_cert=str(tls.cert or "") if tls else "",
+                  tls_key=str(tls.key or "") if tls else "", tls_mutual=tls.mutual if tls else True)
     return params
 
 

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The PCS path stops first and commands 0 kW on its way out: dispatcher, arbiter, then pcs_node.
 SHUTDOWN_ORDER = {"dispatcher": 0, "safety_arbiter": 5, "pcs_node": 10, "meter_node": 50, "relay_node": 50,
                   "bms_node": 50, "alarm_manager": 110, "planner": 20, "reporter": 115, "assistant": 115,
-                  "historian": 120, "sim_plant": 150}
+                  "historian": 120, "uplink": 118, "sim_plant": 150}
 
 
 def site_nodes(context):

@@ -21,6 +21,7 @@ from energizeos.cli import commission as commission_cli
 from energizeos.cli import db as db_cli
 from energizeos.cli import evidence as evidence_cli
 from energizeos.cli import plan as plan_cli
+from energizeos.cli import remote as remote_cli
 from energizeos.cli import report as report_cli
 from energizeos.cli import sim as sim_cli
 from energizeos.cli import simulate as simulate_cli
@@ -37,6 +38,7 @@ app.add_typer(topic_app, name="topic")
 app.add_typer(service_app, name="service")
 app.add_typer(bag_cli.app, name="bag")
 app.add_typer(users_cli.app, name="users")
+app.add_typer(remote_cli.app, name="remote")
 app.add_typer(msgs_app, name="msgs")
 app.add_typer(sim_cli.app, name="sim")
 app.add_typer(simulate_cli.app, name="simulate")

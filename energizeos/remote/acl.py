@@ -29,6 +29,8 @@ def party_rules(party: Party) -> list[dict[str, Any]]:
     if party.role == "site":
         return [
             _rule(f"{who}-sends", ["put"], "ingress", _keys(sites, "batch", "status")),
+            # the aggregator's subscriptions must reach the site, or its client drops every put unheard
+            _rule(f"{who}-learns", ["declare_subscriber"], "egress", _keys(sites, "batch", "status")),
             _rule(f"{who}-declares", ["declare_subscriber"], "ingress", _keys(sites, "ack", "request/**")),
             _rule(f"{who}-hears", ["put"], "egress", _keys(sites, "ack", "request/**")),
         ]

@@ -72,7 +72,8 @@ class UplinkSettings(_Strict):
     max_batch_records: int = Field(500, ge=1, le=10_000)
     window_records: int = Field(5000, ge=1, le=1_000_000)  # sent but not yet acknowledged
     resend_after_s: float = Field(3.0, gt=0, le=300)  # no acknowledgement for this long: send again
-    retention_days: float = Field(30.0, gt=0, le=3650)  # acknowledged records are kept this long
+    retention_days: float = Field(2.0, gt=0, le=3650)  # acknowledged records are kept this long
+    telemetry_period_s: float = Field(1.0, ge=0, le=3600)  # one sample per topic per period (0: every one)
     lease_s: float = Field(3.0, ge=1, le=60)  # a silent link is declared dead after this
 
     _check = field_validator("endpoint")(_check_endpoint)

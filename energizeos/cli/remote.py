@@ -1,0 +1,117 @@
+"""``energizeos remote serve|certs|sites``: the fleet aggregator, its certificates, and what it holds."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Remote monitoring: the fleet aggregator and its certificates.", no_args_is_help=True)
+CONFIG = typer.Option(..., "--config", help="Fleet server file (YAML; see docs/remote.md).")
+
+
+def _settings(config: Path):
+    from energizeos.remote.config import RemoteConfigError, load_server_settings
+
+    try:
+        return load_server_settings(config)
+    except RemoteConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(config: Path = CONFIG,
+          duration_s: float = typer.Option(0.0, "--duration", help="Stop after this many seconds (0: until Ctrl-C)."),
+          stats_every_s: float = typer.Option(10.0, "--stats-every", help="Print counters this often (0: never)."),
+          stats_file: Path = typer.Option(None, "--stats-file", help="Also write the counters here as JSON.")) -> None:
+    """Run the aggregator: a Zenoh router (TLS, user/password, access control) writing the fleet tables."""
+    from energizeos.records.db import init_db, make_engine, redacted
+    from energizeos.remote.aggregator import Aggregator
+
+    settings = _settings(config)
+    engine = make_engine(settings.db_url or None)
+    init_db(engine)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        aggregator = Aggregator(settings, engine, log=lambda text: print(text, flush=True)).start()
+    except Exception as exc:  # zenoh refuses a bad endpoint or certificate: say which and stop
+        typer.echo(f"error: the router did not start on {', '.join(settings.listen)}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    print(f"fleet aggregator listening on {', '.join(settings.listen)}; {len(settings.site_users())} site(s), "
+          f"{len(settings.parties)} part(ies); records into {redacted(engine)}", flush=True)
+    started = time.monotonic()
+    last_stats = started
+
+    def write_stats() -> None:
+        summary = {**aggregator.stats.summary(), "inbox": aggregator.backlog(),
+                   "sites": {s: {"epoch": st.epoch, "have": st.have} for s, st in aggregator.streams.items()}}
+        if stats_file:
+            tmp = stats_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(summary, indent=1))
+            tmp.replace(stats_file)
+        return summary
+
+    try:
+        while not stop.wait(0.5):
+            now = time.monotonic()
+            if duration_s and now - started >= duration_s:
+                break
+            if stats_every_s and now - last_stats >= stats_every_s:
+                last_stats = now
+                print(f"fleet: {json.dumps(write_stats())}", flush=True)
+            elif stats_file:
+                write_stats()
+    finally:
+        aggregator.stop()
+        write_stats()
+        print("fleet aggregator stopped", flush=True)
+
+
+@app.command()
+def certs(out: Path = typer.Option(..., "--out", help="Folder for the PEM files."),
+          server_name: list[str] = typer.Option(..., "--server-name",
+                                                help="DNS name or IP address the sites connect to (repeat)."),
+          client: list[str] = typer.Option([], "--client",
+                                           help="A party's user name: give it a certificate (repeat)."),
+          days: float = typer.Option(825, "--days", help="Validity of the server and client certificates.")) -> None:
+    """Make a fleet CA (or reuse the one in --out), the router's certificate and client certificates."""
+    from energizeos.remote import certs as pki
+
+    ca = pki.Issued(out / "ca.pem", out / "ca.key")
+    if not (ca.cert.exists() and ca.key.exists()):
+        ca = pki.make_ca(out)
+        typer.echo(f"CA: {ca.cert} (keep {ca.key} off the edge PCs and the router)")
+    server = pki.issue_server(ca, out, server_name, days)
+    typer.echo(f"router: {server.cert} for {', '.join(server_name)}")
+    for user in client:
+        issued = pki.issue_client(ca, out, user, days)
+        typer.echo(f"client {user}: {issued.cert}")
+
+
+@app.command()
+def sites(config: Path = CONFIG) -> None:
+    """The sites the aggregator's database holds, with how far each has been received."""
+    from sqlmodel import Session, select
+
+    from energizeos.records.db import init_db, make_engine
+    from energizeos.records.models import FleetSite
+
+    settings = _settings(config)
+    engine = make_engine(settings.db_url or None)
+    init_db(engine)
+    table = Table("site", "name", "records stored", "edge head", "behind", "last seen (UTC)", "newest record (UTC)")
+    with Session(engine) as session:
+        for s in session.exec(select(FleetSite).order_by(FleetSite.site_id)):
+            table.add_row(s.site_id, s.name, str(s.have_seq), str(s.head_seq), str(max(0, s.head_seq - s.have_seq)),
+                          s.last_seen.isoformat(timespec="seconds"),
+                          s.last_record_time.isoformat(timespec="seconds") if s.last_record_time else "—")
+    Console().print(table)

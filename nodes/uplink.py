@@ -1,0 +1,141 @@
+"""uplink: forwards this site's records to the remote aggregator, storing them while the link is down.
+
+It listens on the site's bus like the historian (telemetry, commands, arbiter decisions, alarm
+transitions, events), numbers every record in a durable outbox and sends it over its own Zenoh
+client session (TLS, user/password) to the aggregator's router. The aggregator acknowledges what
+it has stored; unacknowledged records are sent again after a cut, in order (energizeos/remote).
+
+It only listens here and only publishes ``fleet/<site>/batch|status`` there: no message from the
+remote side is ever put on the site's bus, so the PCS and breaker stay the arbiter's alone.
+Telemetry is thinned to one sample per topic per ``telemetry_period_s`` (0: every sample); commands,
+decisions, alarms and events are always forwarded whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from energizeos import runtime
+from energizeos.home import subdir
+from energizeos.nodes import historian_rows as rows
+from energizeos.nodes.events import EVENTS_TOPIC, EventReporter
+from energizeos.nodes.historian import ALARM_TOPIC, TELEMETRY_TOPICS
+from energizeos.remote.config import RemoteConfigError, TlsFiles, UplinkSettings
+from energizeos.remote.edge_link import EdgeLink
+from energizeos.runtime import Node, ParameterDescriptor
+from energizeos_msgs.msg import Alarm, ArbiterDecision, BreakerCommand, EmsEvent, PcsCommand
+
+PRUNE_PERIOD_S = 3600.0
+
+
+def _settings(node: Node) -> UplinkSettings:
+    def param(name: str, default: Any, text: str) -> Any:
+        return node.declare_parameter(name, default, ParameterDescriptor(text)).value
+
+    values = {
+        "site_id": param("site_id", "", "this site's id at the aggregator"),
+        "endpoint": param("endpoint", "", "the aggregator's router, e.g. tls/fleet.example.com:7450"),
+        "user": param("user", "", "user name at the aggregator"),
+        "password_file": param("password_file", "", "file holding the password"),
+        "send_period_s": param("send_period_s", 0.2, "how often records are stored and sent"),
+        "max_batch_records": param("max_batch_records", 500, "records per batch"),
+        "window_records": param("window_records", 5000, "records sent but not yet acknowledged"),
+        "resend_after_s": param("resend_after_s", 3.0, "no acknowledgement for this long: send again"),
+        "retention_days": param("retention_days", 2.0, "acknowledged records are kept this long"),
+        "lease_s": param("lease_s", 3.0, "a silent link is declared dead after this"),
+        "telemetry_period_s": param("telemetry_period_s", 1.0,
+                                    "forward one telemetry sample per topic per period (0: every one)"),
+    }
+    outbox = param("outbox", "", "outbox file; empty: $ENERGIZEOS_HOME/remote/outbox.db")
+    values["outbox"] = outbox or None
+    ca, cert, key = (param(f"tls_{n}", "", f"TLS {n} file (PEM)") for n in ("ca", "cert", "key"))
+    mutual = param("tls_mutual", True, "present a client certificate")
+    if ca:
+        values["tls"] = TlsFiles(ca=Path(ca), cert=Path(cert) if cert else None, key=Path(key) if key else None,
+                                 mutual=mutual)
+    try:
+        settings = UplinkSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise RemoteConfigError(f"uplink parameters: {problems}") from exc
+    missing = settings.tls.missing() if settings.tls else []
+    if missing:
+        raise RemoteConfigError(f"uplink: TLS file(s) not found: {'; '.join(missing)}")
+    return settings
+
+
+class Uplink(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("uplink", **kwargs)
+        settings = _settings(self)
+        self.telemetry_period_ns = int(settings.telemetry_period_s * 1e9)
+        outbox = settings.outbox or subdir("remote") / "outbox.db"
+        self.link = EdgeLink(settings, outbox)
+        self.events = EventReporter(self)
+        self._last_sample_ns: dict[str, int] = {}
+        self._last_prune_s = -PRUNE_PERIOD_S
+
+        for topic, cls in TELEMETRY_TOPICS.items():
+            self.create_subscription(cls, topic, lambda msg, topic=topic: self.on_telemetry(topic, msg), 50)
+        self.create_subscription(PcsCommand, "/bess/pcs/command",
+                                 lambda m: self._add("commands", rows.pcs_command_row(m)), 50)
+        self.create_subscription(BreakerCommand, "/site/poi/relay/command",
+                                 lambda m: self._add("commands", rows.breaker_command_row(m)), 50)
+        self.create_subscription(ArbiterDecision, "/ems/arbiter/decision",
+                                 lambda m: self._add("decisions", rows.decision_row(m)), 100)
+        self.create_subscription(Alarm, ALARM_TOPIC, lambda m: self._add("alarm_events", rows.alarm_event_row(m)), 200)
+        self.create_subscription(EmsEvent, EVENTS_TOPIC, self.on_event, 100)
+        self.create_timer(settings.send_period_s, self.pump)
+        self.create_timer(1.0, self.status)
+        self.add_on_shutdown(self.link.close)
+        self.get_logger().info(f"site {settings.site_id} → {settings.endpoint} as {settings.user}; outbox {outbox} "
+                               f"(epoch {self.link.outbox.epoch}, {self.link.outbox.pending} record(s) to send)")
+
+    def _add(self, kind: str, row: dict[str, Any]) -> None:
+        self.link.add(kind, int(row["time_ns"]), row)
+
+    def on_telemetry(self, topic: str, msg: Any) -> None:
+        t = rows.stamp_ns(msg)
+        if self.telemetry_period_ns and t - self._last_sample_ns.get(topic, -(1 << 62)) < self.telemetry_period_ns:
+            return
+        self._last_sample_ns[topic] = t
+        self.link.add("telemetry", t, {"topic": topic, "rows": rows.telemetry_rows(topic, msg)})
+
+    def on_event(self, msg: EmsEvent) -> None:
+        try:
+            self._add("events", rows.ems_event_row(msg))
+        except ValueError:  # details that are not JSON: the historian logs it; forward the text
+            msg.data_json = "{}"
+            self._add("events", rows.ems_event_row(msg))
+
+    def pump(self) -> None:
+        now = self.get_clock().now().nanoseconds
+        change = self.link.pump(now)
+        if change is not None:
+            state = "up" if change.up else "down"
+            text = (f"remote link {state}: {self.link.settings.endpoint}; {change.pending} record(s) waiting "
+                    "to be acknowledged")
+            (self.get_logger().info if change.up else self.get_logger().warning)(text)
+            # on the site's bus for the historian; it comes back here too and so reaches the aggregator
+            self.events.report("remote-link", text, link=state, pending=change.pending)
+
+    def status(self) -> None:
+        now = self.get_clock().now().nanoseconds
+        if self.link.forwarder.link_up:
+            self.link.publish_status(now)
+        if now / 1e9 - self._last_prune_s >= PRUNE_PERIOD_S:
+            self._last_prune_s = now / 1e9
+            pruned = self.link.prune(now)
+            if pruned:
+                self.get_logger().info(f"outbox: pruned {pruned} acknowledged record(s) past retention")
+
+
+def main(args: list[str] | None = None) -> None:
+    runtime.run_node(Uplink, args)
+
+
+if __name__ == "__main__":
+    main()
