@@ -1,11 +1,12 @@
 """Zenoh configurations for the two ends of the remote link.
 
 The aggregator is a Zenoh *router* listening with TLS (mutual by default), checking user/password
-and enforcing the access-control list; an edge is a *client* of it. Measured with zenoh 1.10: a
-client with a wrong password or an untrusted certificate gets an exception from ``zenoh.open``
-only when told to give up on failure; an edge must keep trying (the link may simply be down), so
-it opens with retries and the link is judged by ``link_up`` (is a router connected?), never by
-``open`` having returned.
+and enforcing the access-control list; an edge is a *peer* that dials out to it and listens on
+nothing. Measured with zenoh 1.10: in client mode ``zenoh.open`` raises when the router is
+unreachable or refuses the credentials (or blocks for ever with an infinite timeout); in peer mode
+it returns at once and keeps dialling. An edge must keep trying (the link may simply be down), so
+it is a peer, and the link is judged by ``link_up`` (is a router connected?), never by ``open``
+having returned.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ def _common(config: zenoh.Config, mode: str, lease_s: float) -> None:
 
 
 def edge_config(settings: UplinkSettings, password: str) -> zenoh.Config:
+    # Peer mode: ``zenoh.open`` returns at once and keeps connecting in the background (a client
+    # raises when the router is unreachable or refuses it, and would have to be reopened by hand).
     config = zenoh.Config()
-    _common(config, "client", settings.lease_s)
+    _common(config, "peer", settings.lease_s)
+    _set(config, "listen/endpoints", [])  # nobody connects to an edge: it only dials out
     _set(config, "connect/endpoints", [settings.endpoint])
     # Keep trying for ever, at most every 2 s: an edge starts and runs whether or not the link is up.
     _set(config, "connect/timeout_ms", {"router": -1, "peer": -1, "client": 0})
