@@ -115,3 +115,36 @@ def sites(config: Path = CONFIG) -> None:
                           s.last_seen.isoformat(timespec="seconds"),
                           s.last_record_time.isoformat(timespec="seconds") if s.last_record_time else "—")
     Console().print(table)
+
+
+@app.command()
+def flush(site_config: Path = typer.Option(..., "--site-config", help="The edge's site config (its remote: section)."),
+          timeout_s: float = typer.Option(60.0, "--timeout", help="Give up after this many seconds.")) -> None:
+    """Send every record still in this edge's outbox to the aggregator, then exit (0: all acknowledged).
+
+    For an edge whose graph is stopped: before it is moved or decommissioned, or after a long outage."""
+    from energizeos.home import subdir
+    from energizeos.remote.edge_link import EdgeLink
+    from energizeos.site_config import SiteConfigError, load_site_config
+
+    try:
+        remote = load_site_config(site_config).remote
+    except SiteConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if remote is None:
+        typer.echo(f"error: {site_config} has no remote: section", err=True)
+        raise typer.Exit(2)
+    link = EdgeLink(remote, remote.outbox or subdir("remote") / "outbox.db")
+    end = time.monotonic() + timeout_s
+    try:
+        while link.outbox.pending and time.monotonic() < end:
+            link.pump(time.time_ns())
+            time.sleep(0.1)
+        head, acked = link.outbox.head, link.outbox.acked
+    finally:
+        link.close()
+    typer.echo(json.dumps({"site": remote.site_id, "epoch": link.outbox.epoch, "head": head, "acked": acked}))
+    if acked < head:
+        typer.echo(f"error: {head - acked} record(s) not acknowledged within {timeout_s:g} s", err=True)
+        raise typer.Exit(1)

@@ -103,6 +103,10 @@ class ScratchPostgres:
     def url(self, name: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
+    def socket_url(self, name: str) -> str:
+        """The same database through the server's Unix socket: reachable from another network namespace."""
+        return f"postgresql+psycopg://postgres@/{name}?host={self.root / 'sock'}&port={self.port}"
+
     def _shutdown(self) -> None:
         """Fast shutdown of the server this object started: SIGINT to its PID."""
         if self.proc is not None and self.proc.poll() is None:
