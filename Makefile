@@ -10,10 +10,12 @@ PYTHON ?= python3
 
 # Debian packages the tests use: mbpoll (an independent Modbus client reading the simulated meter),
 # PostgreSQL (the tests start their own server in a temp dir on 127.0.0.1 and stop it by PID) and
-# chromium (the browser tests drive it with Playwright; no browser is downloaded).
+# chromium (the browser tests drive it with Playwright; no browser is downloaded) and iproute2 (the
+# remote-link test makes its own network namespaces with `ip netns`).
 DEBS := debs
 NEED_DEBS = $(shell command -v mbpoll >/dev/null || echo mbpoll) \
             $(shell test -x /usr/bin/chromium || echo chromium) \
+            $(shell command -v ip >/dev/null || echo iproute2) \
             $(shell ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql)
 debs:
 	@test -z "$(strip $(NEED_DEBS))" || (apt-get update -qq && \
