@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -22,8 +23,10 @@ from energizeos.access.permissions import PermissionDenied, Principal, allowed
 from energizeos.records.db import init_db, make_engine
 from energizeos.site_config import AccessPolicy, SiteConfig, load_site_config
 from energizeos.ui.actions import SiteActions
-from energizeos.ui.fleet_view import FLEET_DB_URL, FleetSettings
 from energizeos.ui.graph_view import GraphView, open_graph_view
+
+if TYPE_CHECKING:
+    from energizeos.ui.fleet_view import FleetSettings
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "session_token"
@@ -92,14 +95,18 @@ def show_result(result) -> None:
     (st.success if result.ok else st.error)(result.message)
 
 
-# --- the fleet app -----------------------------------------------------------------------------------
+# --- the fleet app (imported here only when used: the site app does not need energizeos.remote) ----------
 @st.cache_resource
 def fleet_settings() -> FleetSettings:
+    from energizeos.ui.fleet_view import FleetSettings
+
     return FleetSettings.from_env(os.environ)
 
 
 @st.cache_resource
 def fleet_db() -> Engine:
+    from energizeos.ui.fleet_view import FLEET_DB_URL
+
     engine = make_engine(os.environ.get(FLEET_DB_URL) or None)  # unset: $ENERGIZEOS_DB_URL, as the aggregator
     init_db(engine)
     return engine

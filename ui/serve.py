@@ -19,9 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from energizeos.access.accounts import FIRST_ADMIN, ensure_first_admin
 from energizeos.records.db import init_db, make_engine
-from energizeos.remote.config import RemoteConfigError, load_server_settings
 from energizeos.site_config import SiteConfigError, load_site_config
-from energizeos.ui.fleet_view import FLEET_DB_URL, FleetSettings
 
 APP = Path(__file__).resolve().parent / "app.py"
 FLEET_APP = Path(__file__).resolve().parent / "fleet_app.py"
@@ -57,6 +55,9 @@ def _become_streamlit(app: Path, address: str, port: int) -> None:
 
 def fleet_environment(args: argparse.Namespace) -> dict[str, str]:
     """The fleet app's settings as the variables it reads (``FleetSettings.from_env``)."""
+    from energizeos.remote.config import RemoteConfigError, load_server_settings  # the site app needs neither
+    from energizeos.ui.fleet_view import FleetSettings
+
     try:
         ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.app == "fleet":
         env = fleet_environment(args)
+        from energizeos.ui.fleet_view import FLEET_DB_URL
+
         _prepare_accounts(env[FLEET_DB_URL], fleet=True)
         os.environ.update(env)
         _become_streamlit(FLEET_APP, args.address or "127.0.0.1", args.port or FLEET_PORT)
