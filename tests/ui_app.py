@@ -16,6 +16,7 @@ from energizeos.records.db import init_db, make_engine
 from energizeos.records.models import ROLES
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+FLEET_APP = str(Path(__file__).resolve().parents[1] / "ui" / "fleet_app.py")
 PASSWORD = "correct horse battery"  # every test user's
 
 
@@ -37,13 +38,14 @@ def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, router: str) -> Engi
     st.cache_resource.clear()
 
 
-def open_app(timeout_s: float = 30.0) -> AppTest:
-    return AppTest.from_file(APP, default_timeout=timeout_s).run()
+def open_app(timeout_s: float = 30.0, app: str = APP) -> AppTest:
+    return AppTest.from_file(app, default_timeout=timeout_s).run()
 
 
-def log_in(role: str, password: str | None = None, page: str | None = None) -> AppTest:
-    """The app after signing in as the user named ``role`` (optionally on another page, e.g. "views/alarms.py")."""
-    at = open_app()
+def log_in(role: str, password: str | None = None, page: str | None = None, app: str = APP) -> AppTest:
+    """The app (or ``FLEET_APP``) after signing in as the user named ``role`` (optionally on another page,
+    e.g. "views/alarms.py")."""
+    at = open_app(app=app)
     at.text_input(key="login_user").input(role)
     at.text_input(key="login_password").input(password if password is not None else password_of(role))
     at.button[0].click().run()

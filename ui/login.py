@@ -5,11 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from energizeos.ui import context
+from energizeos.ui.actions import SiteActions
 
 
-def login_form() -> None:
+def login_form(where: str | None = None, via: SiteActions | None = None) -> None:
+    """``where``: the name shown (default the site's); ``via``: whose accounts (default the site's)."""
     st.title("EnergizeOS")
-    st.caption(f"{context.site_config().site} · sign in to continue")
+    st.caption(f"{where or context.site_config().site} · sign in to continue")
     notice = st.session_state.pop("login_notice", "")
     if notice:
         st.info(notice)
@@ -19,7 +21,7 @@ def login_form() -> None:
         submitted = st.form_submit_button("Sign in")
     if not submitted:
         return
-    result = context.actions().login(username, password)
+    result = (via or context.actions()).login(username, password)
     if not result.ok:
         st.error(result.message)
         return

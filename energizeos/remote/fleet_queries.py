@@ -1,0 +1,275 @@
+"""Read-only queries over the fleet database for the fleet view (``ui/fleet_app.py``).
+
+The aggregator writes the tables (``fleet_store.store_batch``); nothing here writes. Every figure is
+computed from good-quality readings only (quality 0, a number): an invalid or stale reading is neither
+a peak nor an energy register value. "Today" is the local day of ``tz`` that contains ``now``, up to
+``now``; a figure that has no data says so (None), it is never shown as 0.
+
+The overview is one statement per table: each site's figures are scalar subqueries that the primary
+key of ``fleet_telemetry`` (site, point, time) answers with an index seek, so the cost grows with the
+number of sites, not with the years of telemetry stored. SQLite and PostgreSQL run the same SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from energizeos.records.models import FleetAlarm, FleetRecord, FleetSite, FleetTelemetry
+from energizeos.records.types import utc_from_ns
+from energizeos_msgs.msg import Alarm
+
+DEFAULT_TZ = "America/Los_Angeles"
+POI_KW = "/site/poi/meter/p_kw"  # import +, export -
+IMPORT_REGISTER = "/site/poi/meter/energy_delivered_kwh"  # grid -> site
+EXPORT_REGISTER = "/site/poi/meter/energy_received_kwh"  # site -> grid
+SOC_PCT = "/bess/bms/status/soc_pct"
+BATTERY_KW = "/bess/pcs/status/p_kw"  # discharge +, charge -
+GOOD = 0
+
+ONLINE, CATCHING_UP, OFFLINE, NEVER_HEARD = "online", "catching-up", "offline", "never-heard"
+PRIORITIES = (Alarm.PRIORITY_CRITICAL, Alarm.PRIORITY_HIGH, Alarm.PRIORITY_MEDIUM, Alarm.PRIORITY_LOW)
+# Counted as active, as on the site's own Overview: a shelved alarm's condition may still be there.
+ACTIVE_STATES = (Alarm.STATE_ACTIVE_UNACKED, Alarm.STATE_ACTIVE_ACKED, Alarm.STATE_SHELVED)
+# Worst first: a silent site may hide anything; a never-heard one is usually not connected yet.
+_STATUS_RANK = {OFFLINE: 0, CATCHING_UP: 1, ONLINE: 2, NEVER_HEARD: 3}
+
+_T = FleetTelemetry.__table__  # type: ignore[attr-defined]
+_S = FleetSite.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    site_id: str
+    name: str
+    status: str  # ONLINE, CATCHING_UP, OFFLINE or NEVER_HEARD
+    last_seen: datetime | None  # last batch or status heard from the site
+    age_s: float | None  # now - last_seen
+    backlog: int  # records the edge holds that are not stored here yet (head_seq - have_seq)
+    lag_s: float | None  # now - source time of the newest stored record
+    alarms: dict[int, int] = field(default_factory=dict)  # active alarms by priority, every priority a key
+    import_kwh: float | None = None  # today, from the import register (last - first reading)
+    export_kwh: float | None = None
+    peak_import_kw: float | None = None  # today's highest POI import (0 when it exported all day)
+    soc_pct: float | None = None  # latest good reading, whenever it was
+    soc_at: datetime | None = None
+    battery_kw: float | None = None
+    battery_at: datetime | None = None
+
+    def sort_key(self) -> tuple:
+        """Worst first: an active critical alarm, then the status (offline, catching up, online, never
+        heard), then active alarms from high down, then the bigger backlog, then the name."""
+        a = self.alarms
+        return (-a.get(Alarm.PRIORITY_CRITICAL, 0), _STATUS_RANK[self.status], -a.get(Alarm.PRIORITY_HIGH, 0),
+                -a.get(Alarm.PRIORITY_MEDIUM, 0), -a.get(Alarm.PRIORITY_LOW, 0), -self.backlog, self.name,
+                self.site_id)
+
+
+@dataclass(frozen=True)
+class SiteEvent:
+    time: datetime
+    kind: str  # "event" or "alarm"
+    source: str
+    what: str  # the event's kind, or "<CODE> raised" for an alarm transition
+    message: str
+    user: str
+
+
+@dataclass(frozen=True)
+class Series:
+    times: list[datetime]
+    values: list[float | None]  # None: no good reading in that interval (a gap in the chart)
+
+
+def local_day(now: datetime, tz: ZoneInfo | str = DEFAULT_TZ) -> tuple[datetime, datetime]:
+    """[start, end) of the local day that contains ``now``, in the local zone (23 or 25 h at a DST change:
+    subtract them in UTC, since Python subtracts two times of one zone by their wall clocks)."""
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    day = now.astimezone(zone).date()
+    return (datetime.combine(day, time(0), zone),
+            datetime.combine(day + timedelta(days=1), time(0), zone))
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now.isoformat()} refused: say which zone it is in")
+    return now.astimezone(UTC)
+
+
+def _good(site: ColumnElement | str, point: str, start: datetime | None, end: datetime) -> list[ColumnElement]:
+    where = [_T.c.site_id == site, _T.c.point == point, _T.c.time <= end, _T.c.quality == GOOD,
+             _T.c.value.is_not(None)]
+    if start is not None:
+        where.append(_T.c.time >= start)
+    return where
+
+
+def _edge(column: ColumnElement, site: ColumnElement | str, point: str, start: datetime | None, end: datetime,
+          newest: bool) -> ColumnElement:
+    """The value (or time) of the first or last good reading of ``point`` in [start, end]."""
+    order = _T.c.time.desc() if newest else _T.c.time.asc()
+    return select(column).where(*_good(site, point, start, end)).order_by(order).limit(1).scalar_subquery()
+
+
+def _register_today(first: float | None, last: float | None, first_at: datetime | None,
+                    last_at: datetime | None) -> float | None:
+    """last - first; None with fewer than two readings, or when the register went back (a meter
+    reset or replaced): no number is better than a wrong one."""
+    if first is None or last is None or first_at is None or last_at is None or last_at <= first_at:
+        return None
+    return last - first if last >= first else None
+
+
+def _status(row: FleetSite, now: datetime, offline_after_s: float) -> str:
+    if (now - row.last_seen).total_seconds() > offline_after_s:
+        return OFFLINE
+    return CATCHING_UP if row.head_seq > row.have_seq else ONLINE
+
+
+def fleet_overview(engine: Engine, now: datetime, offline_after_s: float = 10.0, tz: ZoneInfo | str = DEFAULT_TZ,
+                   known: Mapping[str, str] | None = None, only: str | None = None) -> list[SiteSummary]:
+    """Every site, worst first (``SiteSummary.sort_key``).
+
+    ``known``: the sites the aggregator is configured for (id -> name shown); one never heard from is
+    listed as NEVER_HEARD, and a configured name replaces the name a site gave itself.
+    ``only``: just this site (for a site's page)."""
+    now = _aware(now)
+    known = dict(known or {})
+    start = local_day(now, tz)[0]  # "today" runs from local midnight up to now
+    site = _S.c.site_id
+    columns = [select(func.max(_T.c.value)).where(*_good(site, POI_KW, start, now)).scalar_subquery().label("peak"),
+               _edge(_T.c.value, site, SOC_PCT, None, now, True).label("soc"),
+               _edge(_T.c.time, site, SOC_PCT, None, now, True).label("soc_at"),
+               _edge(_T.c.value, site, BATTERY_KW, None, now, True).label("bat"),
+               _edge(_T.c.time, site, BATTERY_KW, None, now, True).label("bat_at")]
+    for prefix, point in (("imp", IMPORT_REGISTER), ("exp", EXPORT_REGISTER)):
+        for end_name, newest in (("first", False), ("last", True)):
+            columns += [_edge(_T.c.value, site, point, start, now, newest).label(f"{prefix}_{end_name}"),
+                        _edge(_T.c.time, site, point, start, now, newest).label(f"{prefix}_{end_name}_at")]
+    query = select(FleetSite, *columns)
+    alarms_query = (select(FleetAlarm.site_id, FleetAlarm.priority, func.count())
+                    .where(FleetAlarm.state.in_(ACTIVE_STATES))  # type: ignore[attr-defined]
+                    .group_by(FleetAlarm.site_id, FleetAlarm.priority))
+    if only is not None:
+        query = query.where(FleetSite.site_id == only)
+        alarms_query = alarms_query.where(FleetAlarm.site_id == only)
+    with Session(engine) as session:
+        rows = session.execute(query).all()
+        counts: dict[str, dict[int, int]] = {}
+        for site_id, priority, n in session.execute(alarms_query).all():
+            counts.setdefault(site_id, {})[priority] = n
+
+    out: list[SiteSummary] = []
+    for row in rows:
+        s: FleetSite = row[0]
+        f = row._mapping
+        peak = f["peak"]
+        out.append(SiteSummary(
+            site_id=s.site_id, name=known.get(s.site_id) or s.name or s.site_id,
+            status=_status(s, now, offline_after_s), last_seen=s.last_seen,
+            age_s=(now - s.last_seen).total_seconds(), backlog=max(0, s.head_seq - s.have_seq),
+            lag_s=None if s.last_record_time is None else (now - s.last_record_time).total_seconds(),
+            alarms={p: counts.get(s.site_id, {}).get(p, 0) for p in PRIORITIES},
+            import_kwh=_register_today(f["imp_first"], f["imp_last"], f["imp_first_at"], f["imp_last_at"]),
+            export_kwh=_register_today(f["exp_first"], f["exp_last"], f["exp_first_at"], f["exp_last_at"]),
+            peak_import_kw=None if peak is None else max(0.0, peak),
+            soc_pct=f["soc"], soc_at=f["soc_at"], battery_kw=f["bat"], battery_at=f["bat_at"]))
+    heard = {s.site_id for s in out}
+    for site_id, name in known.items():
+        if site_id not in heard and (only is None or only == site_id):
+            out.append(SiteSummary(site_id=site_id, name=name or site_id, status=NEVER_HEARD, last_seen=None,
+                                   age_s=None, backlog=0, lag_s=None, alarms=dict.fromkeys(PRIORITIES, 0)))
+    return sorted(out, key=SiteSummary.sort_key)
+
+
+def fleet_sites(engine: Engine, known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """site id -> name of every site heard from or configured, by name (for choosing one)."""
+    known = dict(known or {})
+    with Session(engine) as session:
+        heard = {site_id: name for site_id, name in session.execute(select(FleetSite.site_id, FleetSite.name))}
+    names = {site_id: known.get(site_id) or heard.get(site_id) or site_id for site_id in heard.keys() | known.keys()}
+    return dict(sorted(names.items(), key=lambda kv: (kv[1].lower(), kv[0])))
+
+
+def site_alarms(engine: Engine, site: str, active_only: bool = True) -> list[FleetAlarm]:
+    """The site's alarms, most urgent first (priority, then newest raised). ``active_only``: those
+    not back to normal — active, shelved, or cleared but not yet acknowledged at the site (the same
+    list as the site's own "Open alarms")."""
+    query = select(FleetAlarm).where(FleetAlarm.site_id == site)
+    if active_only:
+        query = query.where(FleetAlarm.state != Alarm.STATE_NORMAL)
+    query = query.order_by(FleetAlarm.priority, FleetAlarm.raised.desc(), FleetAlarm.alarm_id)  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        return list(session.execute(query).scalars().all())
+
+
+ALARM_EVENT = {0: "raised", 1: "cleared", 2: "acknowledged", 3: "shelved", 4: "unshelved"}
+
+
+def _site_event(record: FleetRecord) -> SiteEvent:
+    body = json.loads(record.body)
+    when = utc_from_ns(int(body["time_ns"])) if "time_ns" in body else record.time
+    if record.kind == "alarm_events":
+        what = f"{body.get('code', '?')} {ALARM_EVENT.get(int(body.get('event', -1)), 'changed')}"
+        return SiteEvent(when, "alarm", body.get("source", ""), what, body.get("message", ""), body.get("user") or "")
+    user = ""
+    if body.get("data_json"):
+        try:
+            user = str(json.loads(body["data_json"]).get("user", ""))
+        except (ValueError, AttributeError):  # details the edge sent that are not a JSON object
+            user = ""
+    return SiteEvent(when, "event", body.get("source", ""), body.get("kind", ""), body.get("message", ""), user)
+
+
+def site_events(engine: Engine, site: str, limit: int = 50, since: datetime | None = None,
+                kinds: tuple[str, ...] = ("events", "alarm_events")) -> list[SiteEvent]:
+    """The site's newest events and alarm transitions, newest first. ``since`` bounds the scan: the
+    (site, time) index walks back through telemetry records too, and events are rare among them."""
+    query = select(FleetRecord).where(FleetRecord.site_id == site,
+                                      FleetRecord.kind.in_(kinds))  # type: ignore[attr-defined]
+    if since is not None:
+        query = query.where(FleetRecord.time >= _aware(since))
+    query = query.order_by(FleetRecord.time.desc(), FleetRecord.seq.desc()).limit(limit)  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        return [_site_event(r) for r in session.execute(query).scalars().all()]
+
+
+def _downsample(times: list[datetime], values: list[float | None], start: datetime, end: datetime,
+                max_points: int) -> Series:
+    """Mean per equal time slice, so a day at 5 Hz still draws quickly. A slice with readings but no
+    good one stays a gap (None); a slice without any reading is left out."""
+    if len(times) <= max_points:
+        return Series(times, values)
+    width = (end - start) / max_points
+    slices: dict[int, list[float]] = {}
+    for t, v in zip(times, values, strict=True):
+        good = slices.setdefault(min(max_points - 1, int((t - start) / width)), [])
+        if v is not None:
+            good.append(v)
+    return Series([start + width * (i + 0.5) for i in sorted(slices)],
+                  [sum(slices[i]) / len(slices[i]) if slices[i] else None for i in sorted(slices)])
+
+
+def site_power_series(engine: Engine, site: str, start: datetime, end: datetime,
+                      max_points: int = 1500) -> dict[str, Series]:
+    """POI and battery power in [start, end] for a chart: {"poi": ..., "battery": ...}. A reading that is
+    not good is a gap (None), never a value; at most ``max_points`` per series (means over equal slices)."""
+    start, end = _aware(start), _aware(end)
+    out: dict[str, Series] = {}
+    with Session(engine) as session:
+        for name, point in (("poi", POI_KW), ("battery", BATTERY_KW)):
+            rows = session.execute(select(_T.c.time, _T.c.value, _T.c.quality)
+                                   .where(_T.c.site_id == site, _T.c.point == point, _T.c.time >= start,
+                                          _T.c.time <= end)
+                                   .order_by(_T.c.time)).all()
+            out[name] = _downsample([r[0] for r in rows], [r[1] if r[2] == GOOD else None for r in rows],
+                                    start, end, max_points)
+    return out

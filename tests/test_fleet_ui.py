@@ -1,0 +1,186 @@
+"""The fleet app through streamlit.testing.v1.AppTest: the login gate against the fleet database's own
+accounts, the Sites table with the figures of tests/fleet_data.py, one site's page (read-only), and
+``serve.py --app fleet`` preparing the first admin and handing the app its settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+
+from energizeos.access import accounts
+from energizeos.records.db import init_db, make_engine
+from energizeos.ui import context, serve
+from energizeos.ui.fleet_view import FLEET_DB_URL, FLEET_OFFLINE_S, FLEET_SITES, FLEET_TZ, age
+from tests.fleet_data import KNOWN, NOW, build_fleet
+from tests.ui_app import FLEET_APP, log_in, open_app, password_of, texts
+
+SITE_PAGE = "views/fleet_site.py"
+
+
+@pytest.fixture(scope="module")
+def fleet_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test fleet with a viewer and an admin, and a site database with an account of its own: built
+    once, copied for each test (the tests log in, which writes)."""
+    folder = tmp_path_factory.mktemp("fleet-template")
+    engine = make_engine(f"sqlite:///{folder / 'fleet.db'}")
+    init_db(engine)
+    build_fleet(engine)
+    for role in ("viewer", "admin"):
+        accounts.create_user(engine, None, role, role, password_of(role))
+    engine.dispose()  # the last connection checkpoints the WAL: the .db file is whole
+    site_db = make_engine(f"sqlite:///{folder / 'site.db'}")
+    init_db(site_db)
+    accounts.create_user(site_db, None, "siteonly", "admin", password_of("siteonly"))
+    site_db.dispose()
+    return folder
+
+
+@pytest.fixture
+def fleet_db(fleet_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The app pointed at a copy of the test fleet, its clock held at NOW; yields the fleet database URL."""
+    for name in ("fleet.db", "site.db"):
+        shutil.copy(fleet_template / name, tmp_path / name)
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    # the site's records database is another one: the fleet app must not take its accounts from it
+    monkeypatch.setenv("ENERGIZEOS_DB_URL", f"sqlite:///{tmp_path / 'site.db'}")
+    monkeypatch.setenv(FLEET_DB_URL, url)
+    monkeypatch.setenv(FLEET_SITES, json.dumps(KNOWN))
+    monkeypatch.setenv(FLEET_TZ, "America/Los_Angeles")
+    monkeypatch.setenv(FLEET_OFFLINE_S, "10")
+    monkeypatch.setattr(context, "now", lambda: NOW)
+    st.cache_resource.clear()  # the app's engine and settings are per process: start from this database
+    yield url
+    st.cache_resource.clear()
+
+
+def test_nothing_shows_before_login_and_only_fleet_accounts_get_in(fleet_db):
+    at = open_app(app=FLEET_APP)
+    assert not at.exception
+    assert "Fleet · sign in to continue" in texts(at)
+    assert not at.dataframe and "Alpha Plant" not in texts(at)
+    at = log_in("viewer", password="not the password", app=FLEET_APP)
+    assert "wrong user name or password" in texts(at) and not at.dataframe
+    at = log_in("siteonly", app=FLEET_APP)  # an account of the site database, not of the fleet's
+    assert "wrong user name or password" in texts(at) and not at.dataframe
+    at = log_in("viewer", app=FLEET_APP)
+    assert not at.exception
+    assert "Fleet · signed in as **viewer** (viewer)" in texts(at)
+    at.button(key="logout").click().run()
+    assert "logged out" in texts(at) and not at.dataframe
+
+
+def test_the_sites_table_worst_first_with_todays_figures(fleet_db):
+    at = log_in("viewer", app=FLEET_APP)
+    assert not at.exception
+    table = at.dataframe[0].value
+    rows = {r["id"]: r for r in table.to_dict("records")}
+    assert list(table["id"]) == ["bravo", "charlie", "alpha", "delta", "echo"]
+    assert rows["bravo"] == {
+        "site": "Bravo Warehouse", "id": "bravo", "status": "OFFLINE", "last heard": "2 h 00 min",
+        "backlog (records)": 0, "data lag": "2 h 00 min", "critical": 1, "high": 0, "medium": 0, "low": 0,
+        "import today kWh": "720.0", "export today kWh": "0.0", "peak import today kW": "250.0", "SOC %": "70.0",
+        "battery kW": "0.0"}
+    assert (rows["charlie"]["status"], rows["charlie"]["backlog (records)"], rows["charlie"]["data lag"]) == (
+        "catching up", 263, "3 h 00 min")
+    assert (rows["charlie"]["import today kWh"], rows["charlie"]["export today kWh"]) == ("165.0", "—")
+    a = rows["alpha"]
+    assert (a["status"], a["last heard"], a["data lag"], a["high"], a["low"]) == ("online", "1 s", "30 s", 1, 1)
+    assert (a["import today kWh"], a["export today kWh"], a["peak import today kW"], a["SOC %"], a["battery kW"]) == (
+        "420.0", "48.0", "812.5", "54.4", "-120.0")
+    d = rows["delta"]  # nothing today: "—", not 0; its last SOC (yesterday evening) is still shown
+    assert (d["import today kWh"], d["export today kWh"], d["peak import today kW"], d["SOC %"]) == (
+        "—", "—", "—", "88.0")
+    assert (rows["echo"]["status"], rows["echo"]["last heard"], rows["echo"]["site"]) == (
+        "never heard", "never", "Echo Yard")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"online": "2", "catching up": "1", "OFFLINE": "1", "never heard": "1",
+                       "sites with a critical alarm": "1"}
+    assert "Today = 2026-11-26 (America/Los_Angeles), up to 14:00:30" in texts(at)
+
+
+def test_a_site_page_shows_its_alarms_events_and_power_and_sends_nothing(fleet_db):
+    at = log_in("viewer", app=FLEET_APP)
+    at.query_params["site"] = "alpha"
+    at.switch_page(SITE_PAGE).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Alpha Plant"]
+    assert "**online** · last heard 1 s ago (2026-11-26 14:00:29)" in texts(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Import today": "420.0 kWh", "Export today": "48.0 kWh", "Peak import today": "812.5 kW",
+                       "State of charge": "54.4 %", "Battery": "-120.0 kW"}
+    alarms, events = (d.value for d in at.dataframe)  # in page order
+    assert list(alarms["code"]) == ["BMS_RACK_OVERTEMP", "PCS_NOT_FOLLOWING", "HVAC_FILTER"]
+    assert list(alarms["state"]) == ["active, acknowledged", "cleared, unacknowledged", "shelved"]
+    assert len(events) == 11 and events["what"].iloc[0] == "setting_change"
+    assert events["time (site time)"].iloc[-1] == "2026-11-26 07:00:00" and events["user"].iloc[-1] == "alice"
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [trace["name"] for trace in chart["data"]] == ["POI (+ import)", "Battery (+ discharge)"]
+    assert max(v for v in chart["data"][0]["y"] if v is not None) == 812.5  # the invalid 9999 is a gap
+    # read-only: the only button is the sidebar's log-out
+    assert [b.key for b in at.button] == ["logout"]
+
+    at.query_params["site"] = "delta"  # nothing today: no chart, figures say so
+    at.switch_page(SITE_PAGE).run()
+    assert [t.value for t in at.title] == ["Delta Lab"]
+    assert {m.label: m.value for m in at.metric}["Import today"] == "— kWh"
+    assert "No POI or battery readings today." in texts(at) and not at.get("plotly_chart")
+
+    at.query_params["site"] = "echo"
+    at.switch_page(SITE_PAGE).run()
+    assert "never heard from" in texts(at) and not at.metric
+
+    at.selectbox(key="fleet_site_choice").select("bravo").run()  # the chooser rewrites the address
+    assert [t.value for t in at.title] == ["Bravo Warehouse"] and at.query_params["site"] == "bravo"
+    assert "**OFFLINE** · last heard 2 h 00 min ago" in texts(at)
+
+
+def test_the_overview_links_to_the_chosen_site(fleet_db):
+    at = log_in("viewer", app=FLEET_APP)
+    at.selectbox(key="fleet_open").select("charlie").run()
+    link = at.get("page_link")[0].proto
+    assert link.label == "Open Charlie Depot (charlie)" and link.query_string == "site=charlie"
+
+
+def test_ages_read_as_people_say_them():
+    assert [age(s) for s in (None, 0.4, 89, 90, 5399, 5400, 7225, 48 * 3600)] == [
+        "—", "0 s", "89 s", "2 min", "90 min", "1 h 30 min", "2 h 00 min", "2.0 d"]
+
+
+def test_serve_prepares_the_fleet_admin_and_hands_over_the_settings(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    (tmp_path / "credentials").write_text("alpha-edge:secret-1\nhotel-edge:secret-2\nowner:secret-3\n")
+    (tmp_path / "fleet.yaml").write_text(
+        "listen: [tcp/127.0.0.1:7450]\ncredentials_file: credentials\noffline_after_s: 30\n"
+        f"db_url: sqlite:///{tmp_path / 'not-this.db'}\n"
+        "site_names: {alpha: Alpha Plant}\n"
+        "parties:\n  - {user: alpha-edge, role: site, sites: [alpha]}\n"
+        "  - {user: hotel-edge, role: site, sites: [hotel]}\n  - {user: owner, role: viewer, sites: ['*']}\n")
+    for name in (FLEET_DB_URL, FLEET_SITES, FLEET_TZ, FLEET_OFFLINE_S):
+        monkeypatch.setenv(name, "")  # restored after the test: main() sets them
+    started: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda exe, cmd: started.append(cmd))
+    argv = ["--app", "fleet", "--db-url", url, "--fleet-config", str(tmp_path / "fleet.yaml"), "--port", "8610"]
+    serve.main(argv)
+    banner = capsys.readouterr().out
+    assert "created the fleet app's administrator account" in banner and "--db <the fleet database URL>" in banner
+    password = banner.split("password:")[1].split()[0]
+    engine = make_engine(url)
+    assert accounts.login(engine, "admin", password).ok  # in the fleet database named by --db-url
+    engine.dispose()
+    assert not (tmp_path / "not-this.db").exists()  # --db-url wins over the file's db_url
+    assert started[0][3:5] == ["run", serve.FLEET_APP.as_posix()]
+    assert started[0][started[0].index("--server.port") + 1] == "8610"
+    assert os.environ[FLEET_DB_URL] == url
+    assert json.loads(os.environ[FLEET_SITES]) == {"alpha": "Alpha Plant", "hotel": "hotel"}
+    assert float(os.environ[FLEET_OFFLINE_S]) == 30.0
+    assert os.environ[FLEET_TZ] == "America/Los_Angeles"
+    serve.main(argv)  # the admin exists now: no second banner
+    assert "password" not in capsys.readouterr().out and len(started) == 2
+    with pytest.raises(SystemExit, match="unknown time zone"):
+        serve.main([*argv, "--timezone", "Mars/Olympus"])

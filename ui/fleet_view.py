@@ -1,0 +1,91 @@
+"""The fleet pages' settings and formatting: a site summary as a table row, ages, numbers that may be
+missing. No Streamlit here (``serve.py`` and the tests use it directly); "—" stands for "no data", never 0."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from energizeos.remote.fleet_queries import CATCHING_UP, NEVER_HEARD, OFFLINE, ONLINE, SiteSummary
+
+# What ``serve.py --app fleet`` hands the app (a Streamlit script takes no arguments).
+FLEET_DB_URL = "ENERGIZEOS_FLEET_DB_URL"  # empty: $ENERGIZEOS_DB_URL or the SQLite file, as the aggregator
+FLEET_SITES = "ENERGIZEOS_FLEET_SITES"  # JSON {site id: name}: the configured sites
+FLEET_OFFLINE_S = "ENERGIZEOS_FLEET_OFFLINE_S"
+FLEET_TZ = "ENERGIZEOS_FLEET_TZ"
+DEFAULT_TZ = "America/Los_Angeles"
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    sites: dict[str, str] = field(default_factory=dict)
+    offline_after_s: float = 10.0  # the aggregator's default
+    timezone: str = DEFAULT_TZ  # whose day is "today"
+    refresh_s: float = 5.0
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FleetSettings:
+        sites = json.loads(env.get(FLEET_SITES) or "{}")
+        return cls(sites={str(k): str(v) for k, v in sites.items()},
+                   offline_after_s=float(env.get(FLEET_OFFLINE_S) or 10.0),
+                   timezone=env.get(FLEET_TZ) or DEFAULT_TZ)
+
+    def to_env(self, db_url: str) -> dict[str, str]:
+        return {FLEET_DB_URL: db_url, FLEET_SITES: json.dumps(self.sites),
+                FLEET_OFFLINE_S: repr(self.offline_after_s), FLEET_TZ: self.timezone}
+
+
+NONE = "—"
+STATUS = {ONLINE: "online", CATCHING_UP: "catching up", OFFLINE: "OFFLINE", NEVER_HEARD: "never heard"}
+PRIORITY_COLUMNS = {1: "critical", 2: "high", 3: "medium", 4: "low"}
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    return NONE if value is None else f"{value:,.{digits}f}"
+
+
+def age(seconds: float | None) -> str:
+    """A duration as people say it: 40 s, 12 min, 3 h 05 min, 2.5 d."""
+    if seconds is None:
+        return NONE
+    s = max(0.0, seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        hours, rest = divmod(int(s), 3600)
+        return f"{hours} h {rest // 60:02d} min"
+    return f"{s / 86400:.1f} d"
+
+
+def local(value: datetime | None, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return NONE if value is None else value.astimezone(zone).strftime(fmt)
+
+
+def summary_row(s: SiteSummary) -> dict[str, object]:
+    row: dict[str, object] = {"site": s.name, "id": s.site_id, "status": STATUS[s.status],
+                              "last heard": age(s.age_s) if s.last_seen else "never",
+                              "backlog (records)": s.backlog, "data lag": age(s.lag_s)}
+    row.update({label: s.alarms.get(p, 0) for p, label in PRIORITY_COLUMNS.items()})
+    row.update({"import today kWh": number(s.import_kwh), "export today kWh": number(s.export_kwh),
+                "peak import today kW": number(s.peak_import_kw), "SOC %": number(s.soc_pct),
+                "battery kW": number(s.battery_kw)})
+    return row
+
+
+def status_line(s: SiteSummary, zone: ZoneInfo) -> str:
+    if s.status == NEVER_HEARD:
+        return "never heard from: the aggregator has no record of this site yet"
+    parts = [f"**{STATUS[s.status]}**", f"last heard {age(s.age_s)} ago ({local(s.last_seen, zone)})"]
+    if s.backlog:
+        parts.append(f"{s.backlog:,} record(s) still to come")
+    parts.append(f"newest record {age(s.lag_s)} old" if s.lag_s is not None else "no records yet")
+    return " · ".join(parts)

@@ -1,0 +1,152 @@
+"""One site of the fleet: its status and today's figures, its open alarms, its recent events, and
+today's POI and battery power. The site comes from the URL (``?site=<id>``, as the Sites page links
+it) or the chooser. Read-only: nothing here reaches the site.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import plotly.graph_objects as go
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from energizeos.records.db import error_line
+from energizeos.remote.fleet_queries import (
+    NEVER_HEARD,
+    Series,
+    fleet_overview,
+    fleet_sites,
+    local_day,
+    site_alarms,
+    site_events,
+    site_power_series,
+)
+from energizeos.ui import context
+from energizeos.ui.alarm_view import PRIORITY, STATE
+from energizeos.ui.fleet_view import local, number, status_line
+
+EVENT_DAYS = 7  # how far back the event list looks (it scans the site's records by time)
+EVENT_ROWS = 50
+CHOICE = "fleet_site_choice"
+PLOTLY_CONFIG = {"displaylogo": False}
+
+settings = context.fleet_settings()
+engine = context.fleet_db()
+zone = settings.zone
+
+
+def session_still_valid() -> None:
+    """A timer refresh is not a user action: it checks the session without keeping it alive."""
+    if context.principal(touch=False, via=context.fleet_actions()) is None:
+        st.rerun(scope="app")
+
+
+def choose_site() -> str | None:
+    try:
+        names = fleet_sites(engine, settings.sites)
+    except SQLAlchemyError as exc:
+        st.warning(f"Fleet database not readable: {error_line(exc)}")
+        return None
+    if not names:
+        st.info("No site has sent anything yet, and none is configured.")
+        return None
+    # The address names the site shown (it can be shared): a link with ?site= wins over the chooser's last
+    # value, and a choice in the chooser rewrites the address before the page runs again.
+    wanted = st.query_params.get("site", "")
+    if wanted and wanted not in names:
+        st.warning(f"No site {wanted!r} in the fleet database.")
+    if wanted not in names:
+        wanted = st.session_state.get(CHOICE) if st.session_state.get(CHOICE) in names else next(iter(names))
+    st.session_state[CHOICE] = wanted
+    site = st.selectbox("Site", list(names), format_func=lambda i: f"{names[i]} ({i})", key=CHOICE,
+                        on_change=lambda: st.query_params.update(site=st.session_state[CHOICE]))
+    st.query_params["site"] = site
+    return site
+
+
+@st.fragment(run_every=settings.refresh_s)
+def site_now(site: str) -> None:
+    session_still_valid()
+    now = context.now()
+    try:
+        found = fleet_overview(engine, now, settings.offline_after_s, zone, settings.sites, only=site)
+        alarms = site_alarms(engine, site)
+    except SQLAlchemyError as exc:
+        st.warning(f"Fleet database not readable: {error_line(exc)}")
+        return
+    if not found:
+        st.warning(f"No site {site!r} in the fleet database.")
+        return
+    s = found[0]
+    st.title(s.name)
+    st.markdown(status_line(s, zone))
+    if s.status == NEVER_HEARD:
+        return
+    cols = st.columns(5)
+    cols[0].metric("Import today", f"{number(s.import_kwh)} kWh", help="import register: last - first reading today")
+    cols[1].metric("Export today", f"{number(s.export_kwh)} kWh", help="export register: last - first reading today")
+    cols[2].metric("Peak import today", f"{number(s.peak_import_kw)} kW", help="highest POI import reading today")
+    cols[3].metric("State of charge", f"{number(s.soc_pct)} %")
+    cols[3].caption(f"reading of {local(s.soc_at, zone)}")
+    cols[4].metric("Battery", f"{number(s.battery_kw)} kW", help="PCS AC power: discharge +, charge -")
+    cols[4].caption(f"reading of {local(s.battery_at, zone)}")
+    st.subheader("Open alarms")
+    if not alarms:
+        st.success("No open alarms")
+    else:
+        st.dataframe([{"priority": PRIORITY.get(a.priority, str(a.priority)), "code": a.code, "device": a.device,
+                       "state": STATE.get(a.state, str(a.state)), "raised (site time)": local(a.raised, zone),
+                       "changed": local(a.changed, zone), "message": a.message, "alarm id": str(a.alarm_id)}
+                      for a in alarms], hide_index=True, width="stretch", key="fleet_site_alarms")
+        st.caption("Acknowledging and shelving are done at the site: this view only reads.")
+
+
+def events(site: str) -> None:
+    st.subheader("Recent events")
+    try:
+        rows = site_events(engine, site, EVENT_ROWS, since=context.now() - timedelta(days=EVENT_DAYS))
+    except SQLAlchemyError as exc:
+        st.warning(f"Fleet database not readable: {error_line(exc)}")
+        return
+    if not rows:
+        st.caption(f"No events in the last {EVENT_DAYS} days.")
+        return
+    st.dataframe([{"time (site time)": local(e.time, zone), "what": e.what, "source": e.source,
+                   "message": e.message, "user": e.user} for e in rows], hide_index=True, width="stretch",
+                 key="fleet_site_events")
+
+
+def power_figure(series: dict[str, Series]) -> go.Figure:
+    fig = go.Figure()
+    for name, key, color in (("POI (+ import)", "poi", "#0072B2"), ("Battery (+ discharge)", "battery", "#CC79A7")):
+        data = series[key]
+        # site wall-clock times without the zone: plotly.js cannot read a UTC offset
+        fig.add_trace(go.Scatter(x=[t.astimezone(zone).replace(tzinfo=None) for t in data.times], y=data.values,
+                                 name=name, mode="lines", line={"color": color}, connectgaps=False))
+    fig.update_layout(title="Today's power (a gap is a reading that was not good)", yaxis_title="kW",
+                      xaxis_title=f"site time ({settings.timezone})", legend={"orientation": "h"},
+                      hovermode="x unified")
+    return fig
+
+
+@st.fragment(run_every=max(30.0, settings.refresh_s))
+def power_chart(site: str) -> None:
+    now = context.now()
+    start = local_day(now, zone)[0]
+    try:
+        series = site_power_series(engine, site, start, now)
+    except SQLAlchemyError as exc:
+        st.warning(f"Fleet database not readable: {error_line(exc)}")
+        return
+    if not series["poi"].times and not series["battery"].times:
+        st.caption("No POI or battery readings today.")
+        return
+    st.plotly_chart(power_figure(series), config=PLOTLY_CONFIG, key="fleet_site_power")
+
+
+chosen = choose_site()
+if chosen:
+    site_now(chosen)
+    events(chosen)
+    power_chart(chosen)
