@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -84,10 +83,12 @@ def store_batch(engine: Engine, site: str, epoch: str, head: int, records: tuple
 def note_status(engine: Engine, site: str, epoch: str, head: int, now: datetime, name: str = "") -> None:
     """A status message: the site is alive and holds ``head`` records."""
     with Session(engine) as session:
-        if session.get(FleetSite, site) is None:
+        row = session.get(FleetSite, site)
+        if row is None:
             session.add(FleetSite(site_id=site, name=name or site, epoch=epoch, first_seen=now, last_seen=now,
                                   head_seq=head))
         else:
-            session.execute(update(FleetSite).where(FleetSite.site_id == site)  # type: ignore[arg-type]
-                            .values(last_seen=now, head_seq=head))
+            row.last_seen = now
+            # a status about another outbox (the site was reinstalled) says nothing about this one's head
+            row.head_seq = max(head, row.have_seq) if epoch == row.epoch else row.head_seq
         session.commit()
