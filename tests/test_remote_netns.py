@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from sqlmodel import Session
 from energizeos.records.db import init_db, make_engine
 from energizeos.records.types import utc_from_ns
 from energizeos.remote import certs
+from energizeos.remote.fleet_queries import OFFLINE, ONLINE, fleet_overview
 from tests.conftest import ENERGIZEOS, REPO, Proc
 
 pytestmark = pytest.mark.integration
@@ -161,11 +163,14 @@ def test_an_edge_and_the_aggregator_on_two_hosts_survive_a_cut_link(namespaces, 
     edge_home = tmp_path / "edge-home"
     outbox = edge_home / "remote" / "outbox.db"
     procs: list[Proc] = []
+    ui_port = 8501  # inside the remote namespace: its own loopback, nothing else listens there
     try:
         aggregator = Proc(net.run_in(net.remote, ENERGIZEOS, "remote", "serve", "--config", str(files["fleet"]),
-                                     "--stats-every", "0"), env=child_env(tmp_path / "remote-home"))
+                                     "--stats-every", "0", "--ui-port", str(ui_port)),
+                          env=child_env(tmp_path / "remote-home"))
         procs.append(aggregator)
         aggregator.wait_for_line("fleet aggregator listening", timeout=30)
+        aggregator.wait_for_line("password:  ", timeout=60)  # the fleet view's first start: its admin
         edge = Proc(net.run_in(net.edge, ENERGIZEOS, "launch", "sim_site", f"site_config:={files['site']}",
                                "ui:=false"), env=child_env(edge_home))
         procs.append(edge)
@@ -182,6 +187,15 @@ def test_an_edge_and_the_aggregator_on_two_hosts_survive_a_cut_link(namespaces, 
         assert seen["heard_site_a_batches"]["noc"] > 0, seen  # authorised: hears site-a live
         assert seen["heard_site_a_batches"]["owner"] == 0, seen  # site-a is not in its ACL
 
+        # --- the fleet view: served on the aggregator's host; its figures come from what the link delivered ---
+        health = subprocess.run(net.run_in(net.remote, sys.executable, "-c", "import urllib.request; print(urllib"
+                                           f".request.urlopen('http://127.0.0.1:{ui_port}/_stcore/health').read())"),
+                                capture_output=True, text=True, timeout=30)
+        assert health.stdout.strip() == "b'ok'", health.stdout + health.stderr
+        live = fleet_overview(central, datetime.now(UTC), offline_after_s=10.0)
+        assert [(s.site_id, s.status) for s in live] == [("site-a", ONLINE)]
+        assert live[0].import_kwh is not None and live[0].soc_pct is not None and live[0].lag_s < 5.0
+
         # --- cut the link under live traffic, then restore it ---
         mark = len(edge.lines)
         net.set_link(False)
@@ -190,6 +204,7 @@ def test_an_edge_and_the_aggregator_on_two_hosts_survive_a_cut_link(namespaces, 
         have_during = fleet_have(central)
         time.sleep(OUTAGE_S)
         assert fleet_have(central) == have_during  # nothing crosses a link that is down
+        assert fleet_overview(central, datetime.now(UTC), offline_after_s=10.0)[0].status == OFFLINE
         head_at_restore = outbox_head(outbox)
         assert head_at_restore > have_during + 50  # the edge kept recording for the aggregator
         net.set_link(True)

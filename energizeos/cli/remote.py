@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -30,7 +32,10 @@ def _settings(config: Path):
 def serve(config: Path = CONFIG,
           duration_s: float = typer.Option(0.0, "--duration", help="Stop after this many seconds (0: until Ctrl-C)."),
           stats_every_s: float = typer.Option(10.0, "--stats-every", help="Print counters this often (0: never)."),
-          stats_file: Path = typer.Option(None, "--stats-file", help="Also write the counters here as JSON.")) -> None:
+          stats_file: Path = typer.Option(None, "--stats-file", help="Also write the counters here as JSON."),
+          ui_port: int = typer.Option(0, "--ui-port", help="Also serve the fleet view on 127.0.0.1:PORT (0: no)."),
+          timezone: str = typer.Option("America/Los_Angeles", "--timezone",
+                                       help="The fleet view's 'today' is this zone's day.")) -> None:
     """Run the aggregator: a Zenoh router (TLS, user/password, access control) writing the fleet tables."""
     from energizeos.records.db import init_db, make_engine, redacted
     from energizeos.remote.aggregator import Aggregator
@@ -46,6 +51,10 @@ def serve(config: Path = CONFIG,
     except Exception as exc:  # zenoh refuses a bad endpoint or certificate: say which and stop
         typer.echo(f"error: the router did not start on {', '.join(settings.listen)}: {exc}", err=True)
         raise typer.Exit(1) from exc
+    ui = None
+    if ui_port:  # the fleet view, a child process ended by PID with the aggregator
+        ui = subprocess.Popen([sys.executable, "-m", "energizeos.ui.serve", "--app", "fleet", "--fleet-config",
+                               str(config), "--port", str(ui_port), "--timezone", timezone])
     print(f"fleet aggregator listening on {', '.join(settings.listen)}; {len(settings.site_users())} site(s), "
           f"{len(settings.parties)} part(ies); records into {redacted(engine)}", flush=True)
     started = time.monotonic()
@@ -71,6 +80,12 @@ def serve(config: Path = CONFIG,
             elif stats_file:
                 write_stats()
     finally:
+        if ui is not None:
+            ui.terminate()
+            try:
+                ui.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                ui.kill()
         aggregator.stop()
         write_stats()
         print("fleet aggregator stopped", flush=True)
