@@ -37,7 +37,7 @@ def test_a_batch_round_trips_and_malformed_ones_are_named():
         b"[1]": "expected an object",
         json.dumps({**good, "v": 2}).encode(): "protocol version 2",
         json.dumps({**good, "records": []}).encode(): "no records",
-        json.dumps({**good, "head": 2}).encode(): "outside 1..head 2",
+        json.dumps({**good, "head": 2}).encode(): "outside floor 1..head 2",
         json.dumps({**good, "records": [good["records"][1], good["records"][0]]}).encode(): "does not follow",
         json.dumps({**good, "records": [{**good["records"][0], "kind": "pcs_command"}]}).encode(): "unknown kind",
         json.dumps({**good, "records": [{**good["records"][0], "seq": -1}]}).encode(): "negative",
@@ -182,3 +182,24 @@ def test_settings_name_what_is_wrong(tmp_path):
     (tmp_path / "fleet.yaml").write_text("listen: [tls/127.0.0.1:7450]\ncredentials_file: creds\nparties: []\n")
     with pytest.raises(RemoteConfigError, match="parties: List should have at least 1 item"):
         load_server_settings(tmp_path / "fleet.yaml")
+
+
+def test_an_aggregator_behind_what_the_edge_still_holds_resumes_at_the_floor_and_counts_the_loss():
+    box = Outbox(Path(":memory:"))
+    box.append([telemetry(i) for i in range(10)])
+    box.set_acked(6)  # acknowledged by a database that was later restored from an older backup
+    assert box.prune(older_than_ns=10**12) == 6  # the edge pruned 1..6
+    sent: list[bytes] = []
+    fwd = Forwarder(box, "site-a", sent.append, resend_after_s=1.0)
+    stream = SiteStream(epoch=box.epoch, have=2)  # the restored database holds only 1..2
+    fwd.on_link(True, 0.0)
+    fwd.tick(0.0)
+    batch = protocol.decode_batch(sent[-1])
+    assert (batch.floor, batch.first, batch.last) == (7, 7, 10)
+    verdict = stream.accept(batch)
+    assert [r.seq for r in verdict.store] == [7, 8, 9, 10] and verdict.lost == 4  # 3..6 are gone for good
+    stream.committed(verdict)
+    fwd.on_ack(verdict.ack, 0.1)
+    assert (stream.have, stream.lost, box.acked) == (10, 4, 10)
+    with pytest.raises(protocol.ProtocolError, match=r"outside floor 8\.\.head 10"):
+        protocol.decode_batch(protocol.encode_batch(protocol.BatchMsg("s", "e", 10, batch.records, floor=8)))

@@ -38,6 +38,7 @@ class Stats:
     records: int = 0
     duplicates: int = 0
     refused_gap: int = 0
+    lost: int = 0  # records a site had pruned before they were stored here (a database restored from backup)
     rejected: int = 0  # malformed, or for a site with no party
     db_errors: int = 0
     lags_s: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_WINDOW))
@@ -45,7 +46,7 @@ class Stats:
 
     def summary(self) -> dict[str, float | int | str]:
         lags = sorted(self.lags_s)
-        return {"batches": self.batches, "records": self.records, "duplicates": self.duplicates,
+        return {"batches": self.batches, "records": self.records, "duplicates": self.duplicates, "lost": self.lost,
                 "refused_gap": self.refused_gap, "rejected": self.rejected, "db_errors": self.db_errors,
                 "lag_median_s": round(statistics.median(lags), 4) if lags else 0.0,
                 "lag_p99_s": round(lags[int(0.99 * (len(lags) - 1))], 4) if lags else 0.0,
@@ -140,7 +141,10 @@ class Aggregator:
         self.stats.batches += 1
         if verdict.ack.gap:
             self.stats.refused_gap += 1
-        elif verdict.store or verdict.new_epoch:
+        elif verdict.store or verdict.new_epoch or verdict.lost:
+            if verdict.lost:
+                self._problem(f"site {site}: {verdict.lost} record(s) before {batch.floor} are no longer held by the "
+                              "edge (pruned there after an acknowledgement this database does not have); resuming")
             try:
                 fleet_store.store_batch(self.engine, site, batch.epoch, batch.head, verdict.store, self._now(), name)
             except SQLAlchemyError as exc:  # not acknowledged: the site sends it again
@@ -149,6 +153,7 @@ class Aggregator:
                 return
             stream.committed(verdict)
             self.stats.records += len(verdict.store)
+            self.stats.lost += verdict.lost
             if verdict.store:
                 self.stats.lags_s.append(self.clock() - verdict.store[-1].time_ns / 1e9)
         self.stats.duplicates += len(batch.records) - len(verdict.store) if not verdict.ack.gap else 0

@@ -73,7 +73,7 @@ class Forwarder:
                 self.next_seq = self.outbox.first_seq()  # pruned under us (cannot happen unacknowledged)
                 break
             self.send(protocol.encode_batch(protocol.BatchMsg(self.site, self.outbox.epoch, self.outbox.head,
-                                                              tuple(records))))
+                                                              tuple(records), self.outbox.first_seq())))
             self.next_seq = records[-1].seq + 1
             outstanding += len(records)
             sent += len(records)

@@ -51,6 +51,7 @@ class BatchMsg:
     epoch: str
     head: int
     records: tuple[Record, ...]
+    floor: int = 1  # the oldest record the edge still holds (older ones were acknowledged and pruned)
 
     @property
     def first(self) -> int:
@@ -83,7 +84,7 @@ def _dumps(data: dict[str, Any]) -> bytes:
 
 
 def encode_batch(msg: BatchMsg) -> bytes:
-    return _dumps({"site": msg.site, "epoch": msg.epoch, "head": msg.head,
+    return _dumps({"site": msg.site, "epoch": msg.epoch, "head": msg.head, "floor": msg.floor,
                    "records": [r.to_json() for r in msg.records]})
 
 
@@ -121,6 +122,7 @@ def decode_batch(payload: bytes) -> BatchMsg:
     data = _load(payload, "batch")
     site, epoch, head = _field(data, "site", str, "batch"), _field(data, "epoch", str, "batch"), \
         _field(data, "head", int, "batch")
+    floor = _field(data, "floor", int, "batch")
     raw = _field(data, "records", list, "batch")
     if not raw:
         raise ProtocolError("batch: no records")
@@ -136,9 +138,9 @@ def decode_batch(payload: bytes) -> BatchMsg:
         if records and record.seq != records[-1].seq + 1:
             raise ProtocolError(f"{where}: seq {record.seq} does not follow {records[-1].seq}")
         records.append(record)
-    if records[0].seq < 1 or records[-1].seq > head:
-        raise ProtocolError(f"batch: records {records[0].seq}..{records[-1].seq} outside 1..head {head}")
-    return BatchMsg(site, epoch, head, tuple(records))
+    if records[0].seq < max(1, floor) or records[-1].seq > head:
+        raise ProtocolError(f"batch: records {records[0].seq}..{records[-1].seq} outside floor {floor}..head {head}")
+    return BatchMsg(site, epoch, head, tuple(records), floor)
 
 
 def decode_status(payload: bytes) -> StatusMsg:
