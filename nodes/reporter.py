@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from energizeos import runtime
+from energizeos.nodes.events import EventReporter
 from energizeos.records.db import error_line, init_db, make_engine, redacted
 from energizeos.records.models import Telemetry
 from energizeos.records.types import ns_from_utc
@@ -64,6 +65,7 @@ class Reporter(Node):
         self.engine = make_engine(url or None)
         self._first_data: datetime | None = None
         self.kept: list[store.StoredReport] = []
+        self.events = EventReporter(self)
         self.create_timer(check_s, self.check)
         self.get_logger().info(f"reporting from {redacted(self.engine)} as {', '.join(self.formats)}")
 
@@ -115,6 +117,10 @@ class Reporter(Node):
         doc = build_report(self.engine, kind, label, self.settings, now.to_datetime())
         kept = [store.save(self.engine, doc, fmt, self.get_name(), now_ns=now.nanoseconds) for fmt in self.formats]
         self.kept += kept
+        # on the bus for the historian and the uplink: remote parties get the figures and the files' hashes
+        self.events.report("report", f"{kind} report {label} ready", report=kind, period=label,
+                           figures_sha256=doc.figures_sha256, figures=doc.figures,
+                           files={k.format: k.sha256 for k in kept})
         self.get_logger().info(f"{kind} report {label}: " + ", ".join(f"{k.path.name} sha256 {k.sha256[:12]}…"
                                                                     for k in kept))
         return kept

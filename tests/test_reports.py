@@ -400,6 +400,13 @@ def test_reporter_node_keeps_each_finished_day_on_the_audit_chain(july, tmp_path
     node = Reporter(executor=ex, parameter_overrides={
         "db_url": url, "site": "reference-plant", "max_hold_s": HOLD_S, "formats": "pdf,csv", "settle_s": 300.0,
         "catch_up_days": 5, "check_period_s": 60.0})
+    from energizeos.nodes.events import EVENTS_TOPIC
+    from energizeos.runtime import Node
+    from energizeos_msgs.msg import EmsEvent
+
+    announced: list[dict] = []  # what the uplink forwards to remote parties
+    Node("probe", executor=ex).create_subscription(
+        EmsEvent, EVENTS_TOPIC, lambda m: announced.append(json.loads(m.data_json)) if m.kind == "report" else None, 10)
     ex.spin_for(3 * 60.0)  # 3 July ended at midnight, but its last records may still be coming in
     assert node.kept and not any("2025-07-03" in k.path.name for k in node.kept)
     ex.spin_for(20 * 60.0)
@@ -412,6 +419,9 @@ def test_reporter_node_keeps_each_finished_day_on_the_audit_chain(july, tmp_path
     # 29 and 30 June are before the first record: no reports for the time before the site existed
     assert [(r.kind, r.period_start.astimezone(TZ).date().isoformat(), r.format) for r in kept] == [
         ("daily", day, fmt) for day in ("2025-07-01", "2025-07-02", "2025-07-03") for fmt in ("pdf", "csv")]
+    assert [a["period"] for a in announced] == ["2025-07-01", "2025-07-02", "2025-07-03"]
+    assert {sha for a in announced for sha in a["files"].values()} == {r.sha256 for r in kept}
+    assert all(a["figures"]["poi_import_kwh"] > 0 for a in announced)
     for record in kept:
         assert sha256_file(Path(record.path)) == record.sha256
         assert Path(record.path).is_relative_to(tmp_path / "home" / "reports" / "daily")

@@ -11,6 +11,7 @@ for days loses nothing — the file grows instead (``pending`` says by how much)
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import sqlite3
 from pathlib import Path
@@ -79,7 +80,7 @@ class Outbox:
         for kind, time_ns, body in records:
             if kind not in KINDS:
                 raise ValueError(f"outbox: unknown record kind {kind!r}")
-            rows.append((kind, int(time_ns), json.dumps(body, separators=(",", ":"), allow_nan=False)))
+            rows.append((kind, int(time_ns), json.dumps(_finite(body), separators=(",", ":"), allow_nan=False)))
         with self._tx():
             self.db.executemany("INSERT INTO records (kind, time_ns, body) VALUES (?, ?, ?)", rows)
         self._head = self._max_seq()
@@ -107,6 +108,17 @@ class Outbox:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become None (JSON has no such numbers; a gap stays a gap, as in the historian)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 class _Transaction:
