@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -212,6 +214,16 @@ def test_an_edge_and_the_aggregator_on_two_hosts_survive_a_cut_link(namespaces, 
         edge.wait_for_line("remote link up", timeout=30, after=mark)
         wait_for(lambda: fleet_have(central) >= head_at_restore, 60, "catch-up after the link came back")
         caught_up_s = (time.time_ns() - restore_ns) / 1e9
+
+        # --- kill -9 the uplink: launch respawns it; it resumes from its outbox, nothing doubled ---
+        started = re.compile(r"\[launch\] started uplink pid=(\d+)$")
+        pids = [int(m.group(1)) for line in edge.lines if (m := started.match(line))]
+        mark = len(edge.lines)
+        os.kill(pids[-1], signal.SIGKILL)  # a child of our own launch, by its PID
+        edge.wait_for_line("started uplink pid=", timeout=15, after=mark)
+        edge.wait_for_line("remote link up", timeout=30, after=mark)
+        have_after_kill = fleet_have(central)
+        wait_for(lambda: fleet_have(central) > have_after_kill + 20, 30, "records flowing after the uplink's respawn")
 
         # --- stop the edge; send what its last seconds left in the outbox; compare both sides ---
         assert edge.stop(timeout=60) == 0
