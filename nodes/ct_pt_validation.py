@@ -83,6 +83,7 @@ class PowerBalanceCheck:
     window_s: float = 2.0
     settle_s: float = 3.0
     tolerance: float = 0.2  # |ratio - 1| accepted
+    steady_kw: float = 20.0  # BESS spread allowed in the windows compared: a ramp still moving is not judged
     history: deque = field(default_factory=lambda: deque(maxlen=2000))
     _step: dict | None = None
     last_ratio: float | None = None
@@ -109,6 +110,12 @@ class PowerBalanceCheck:
         found.reverse()  # oldest first, as the scan gives them (the sums below add in that order)
         return found
 
+    def reset(self) -> None:
+        """Forget the step being watched and the samples before it (the BESS left the grid: POI and BESS
+        no longer share a path, so no step may span that time)."""
+        self._step = None
+        self.history.clear()
+
     def add(self, t_s: float, poi_kw: float, bess_kw: float) -> Finding | bool | None:
         """Returns a Finding on a failed check, True on a passed one, None while waiting."""
         if not t_s >= self._last_t:  # a clock step back (or NaN): scan the whole history from now on
@@ -120,7 +127,8 @@ class PowerBalanceCheck:
             if len(before) < 3:
                 return None
             bess_before = sum(s[2] for s in before) / len(before)
-            if abs(bess_kw - bess_before) >= self.min_step_kw:
+            steady = max(s[2] for s in before) - min(s[2] for s in before) <= self.steady_kw
+            if steady and abs(bess_kw - bess_before) >= self.min_step_kw:
                 poi_before = sum(s[1] for s in before) / len(before)
                 self._step = {"t": t_s, "bess_before": bess_before, "poi_before": poi_before}
             return None
@@ -134,6 +142,8 @@ class PowerBalanceCheck:
         d_poi = poi_after - step["poi_before"]
         if abs(d_bess) < self.min_step_kw:
             return None  # the step did not hold: nothing to judge
+        if max(s[2] for s in after) - min(s[2] for s in after) > self.steady_kw:
+            return None  # still ramping: the meter and PCS samples are not of the same moment
         ratio = -d_poi / d_bess
         self.last_ratio = ratio
         evidence = {"bess_step_kw": round(d_bess, 1), "poi_change_kw": round(d_poi, 1), "ratio": round(ratio, 3),

@@ -46,6 +46,7 @@ class MeterNode(DeviceNode):
         self.pub = self.create_publisher(MeterReading, "/site/poi/meter", 10)
         self.balance = PowerBalanceCheck()
         self.bess_kw: float | None = None
+        self.grid_connected = False
         self.create_subscription(PcsStatus, "/bess/pcs/status", self.on_pcs, 10)
         self._last_sequence: int | None = None
         self._same_sequence = 0
@@ -53,6 +54,7 @@ class MeterNode(DeviceNode):
 
     def on_pcs(self, msg: PcsStatus) -> None:
         self.bess_kw = msg.p_kw if msg.quality == PcsStatus.QUALITY_GOOD else None
+        self.grid_connected = bool(msg.grid_connected)
 
     def read_points(self) -> dict:
         values: dict = {}
@@ -126,7 +128,8 @@ class MeterNode(DeviceNode):
             f = found.get(code)
             self.set_condition(code, f is not None, Alarm.PRIORITY_HIGH, f.message if f else "",
                                f.evidence if f else None)
-        if self.bess_kw is None:
+        if self.bess_kw is None or not self.grid_connected:
+            self.balance.reset()  # off the grid (breaker open, trip): the POI no longer sees the BESS
             return
         result = self.balance.add(self.get_clock().now().nanoseconds / 1e9, msg.p_kw, self.bess_kw)
         if isinstance(result, Finding):
