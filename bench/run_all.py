@@ -137,6 +137,24 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
                      ast["hit_at_3"] >= 0.95 and ast["fact_recall"] >= 0.9 and ast["ungrounded_answers"] == 0))
         rows.append(("assistant answer latency offline p50 / p95", f"{ast['latency_p50_ms']:.0f} ms / "
                      f"{ast['latency_p95_ms']:.0f} ms", "p95 < 1000 ms", ast["latency_p95_ms"] < 1000))
+    fleet = results.get("fleet")
+    if fleet:
+        goal, runs = fleet["scenarios"][0], fleet["scenarios"]
+        lag = goal["lag_db_s"]
+        rows.append((f"fleet, {goal['sites']} sites x {goal['points']} pts x {goal['hz']:g} Hz: "
+                     "pts/s stored, lag med / p99",
+                     f"{goal['points_per_s_stored']:,.0f}, {lag['median_s']:.3f} / {goal['lag_worst_p99_s']:.3f} s",
+                     ">= 1,000, p99 < 1 s", fleet["goal"]["met"]))
+        rows.append(("fleet aggregator CPU (% of one core) / RSS at that load",
+                     f"{goal['aggregator']['cpu_pct_of_one_core']} % / {goal['aggregator']['rss_mb_max']} MB", "",
+                     None))
+        kept = [r for r in runs if r["kept_up"] and r["backend"] == "postgresql"]
+        if kept:
+            top = max(kept, key=lambda r: r["points_per_s_offered"])
+            failed = [r["label"] for r in runs if not r["kept_up"] and r["backend"] == "postgresql"]
+            rows.append(("fleet: most pts/s kept up (all stored, lag p99 < 1 s)",
+                         f"{top['points_per_s_offered']:,.0f} ({top['sites']} sites x {top['hz']:g} Hz)"
+                         + (f"; not {', '.join(failed)}" if failed else ""), "", None))
     ui = results.get("ui")
     if ui:
         m = ui["median_s"]
@@ -198,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": ("bench_report.py", ["--repeat", "3"], 600),
         "assistant": ("bench_assistant.py", [], 600),
         "ui": ("bench_ui.py", ["--sessions", "5"], 600),
+        "fleet": ("bench_fleet.py", ["--seconds", "30", "--steps", "40x5,100x5"], 600),
     }
     results: dict = {}
     errors: dict[str, str] = {}

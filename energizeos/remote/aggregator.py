@@ -1,7 +1,10 @@
 """The fleet aggregator: a Zenoh router for the sites and remote parties, and the writer of the fleet tables.
 
-Zenoh threads only queue what arrives; one worker thread decodes, checks, stores (one transaction
-per batch) and acknowledges, so a site's records are handled strictly in arrival order. A batch
+Zenoh threads only queue what arrives; one worker thread decodes, checks, stores and acknowledges,
+so a site's records are handled strictly in arrival order. What has queued up while a transaction
+ran is written together in the next one (a group commit: one commit per batch held the fleet to the
+database's commit rate); a group that fails is done again one message at a time, so a bad message
+costs only itself. Acknowledgements go out only after the commit that holds their records. A batch
 is refused before it touches the database when its key and its ``site`` field disagree or the
 site has no party (the router's access-control list already stops a party publishing for a site
 that is not its own). When the database is away, nothing is acknowledged, and the sites keep their
@@ -10,6 +13,7 @@ records and send them again.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import statistics
 import threading
@@ -26,10 +30,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from energizeos.records.db import error_line
 from energizeos.remote import fleet_store, protocol
 from energizeos.remote.config import ServerSettings
-from energizeos.remote.receiver import SiteStream
+from energizeos.remote.receiver import SiteStream, Verdict
 from energizeos.remote.zenoh_link import router_config
 
 LAG_WINDOW = 5000  # lag samples kept for the statistics
+GROUP_MAX_MESSAGES = 100  # written in one transaction at most (when that many have queued up)
+GROUP_MAX_BYTES = 4_000_000  # and about this much JSON (a full batch of 500 records is under 1 MB)
 
 
 @dataclass
@@ -95,13 +101,31 @@ class Aggregator:
 
     # --- work -----------------------------------------------------------------------------------
     def _run(self) -> None:
-        while (item := self._inbox.get()) is not None:
-            leaf, key_expr, payload = item
-            try:
-                self.handle(leaf, key_expr, payload)
-            except Exception as exc:  # one bad message must not stop the fleet's writer
-                self.stats.rejected += 1
-                self._problem(f"{key_expr}: {type(exc).__name__}: {exc}")
+        running = True
+        while running and (item := self._inbox.get()) is not None:
+            group, size = [item], len(item[2])
+            while len(group) < GROUP_MAX_MESSAGES and size < GROUP_MAX_BYTES:
+                try:
+                    more = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    running = False
+                    break
+                group.append(more)
+                size += len(more[2])
+            if len(group) > 1:
+                try:
+                    self._handle_many(group)
+                    continue
+                except Exception:  # done again below, one at a time, where it is counted and logged
+                    pass
+            for leaf, key_expr, payload in group:
+                try:
+                    self.handle(leaf, key_expr, payload)
+                except Exception as exc:  # one bad message must not stop the fleet's writer
+                    self.stats.rejected += 1
+                    self._problem(f"{key_expr}: {type(exc).__name__}: {exc}")
 
     def _problem(self, text: str) -> None:
         if text != self.stats.last_problem:
@@ -112,53 +136,69 @@ class Aggregator:
         return datetime.fromtimestamp(self.clock(), tz=UTC)
 
     def handle(self, leaf: str, key_expr: str, payload: bytes) -> None:
-        """One message from a site (called by the worker; tests call it directly)."""
+        """One message from a site (the worker's fallback; tests call it directly)."""
         try:
-            site = protocol.site_of(key_expr)
-            msg = protocol.decode_batch(payload) if leaf == "batch" else protocol.decode_status(payload)
-        except protocol.ProtocolError as exc:
-            self.stats.rejected += 1
-            self._problem(f"{key_expr}: {exc}")
-            return
-        if msg.site != site or site not in self.site_users:
-            self.stats.rejected += 1
-            self._problem(f"{key_expr}: message for site {msg.site!r} refused (no such site party, or the key "
-                          "names another site)")
-            return
-        name = self.settings.site_names.get(site, site)
-        if isinstance(msg, protocol.StatusMsg):
-            try:
-                fleet_store.note_status(self.engine, site, msg.epoch, msg.head, self._now(), name)
-            except SQLAlchemyError as exc:
-                self.stats.db_errors += 1
-                self._problem(f"database: {error_line(exc)}")
-            return
-        self._on_batch(site, msg, name)
+            self._handle_many([(leaf, key_expr, payload)])
+        except SQLAlchemyError as exc:  # not acknowledged: the site sends it again
+            self.stats.db_errors += 1
+            self._problem(f"database: {error_line(exc)}")
 
-    def _on_batch(self, site: str, batch: protocol.BatchMsg, name: str) -> None:
-        stream = self.streams.setdefault(site, SiteStream())
-        verdict = stream.accept(batch)
-        self.stats.batches += 1
-        if verdict.ack.gap:
-            self.stats.refused_gap += 1
-        elif verdict.store or verdict.new_epoch or verdict.lost:
-            if verdict.lost:
-                self._problem(f"site {site}: {verdict.lost} record(s) before {batch.floor} are no longer held by the "
-                              "edge (pruned there after an acknowledgement this database does not have); resuming")
+    def _decode(self, leaf: str, key_expr: str, payload: bytes) -> tuple[str, protocol.BatchMsg | protocol.StatusMsg]:
+        """The site and the message, or ProtocolError saying why it is refused."""
+        site = protocol.site_of(key_expr)
+        msg = protocol.decode_batch(payload) if leaf == "batch" else protocol.decode_status(payload)
+        if msg.site != site or site not in self.site_users:
+            raise protocol.ProtocolError(f"message for site {msg.site!r} refused (no such site party, or the key "
+                                         "names another site)")
+        return site, msg
+
+    def _handle_many(self, items: list[tuple[str, str, bytes]]) -> None:
+        """Messages in arrival order, in one transaction. Raises (changing nothing) if the transaction fails."""
+        refused: list[str] = []
+        writes: list[fleet_store.BatchWrite | fleet_store.StatusWrite] = []
+        outcomes: list[tuple[str, protocol.BatchMsg, Verdict]] = []
+        streams: dict[str, SiteStream] = {}  # working copies: they replace the streams once committed
+        for leaf, key_expr, payload in items:
             try:
-                fleet_store.store_batch(self.engine, site, batch.epoch, batch.head, verdict.store, self._now(), name)
-            except SQLAlchemyError as exc:  # not acknowledged: the site sends it again
-                self.stats.db_errors += 1
-                self._problem(f"database: {error_line(exc)}")
-                return
-            stream.committed(verdict)
-            self.stats.records += len(verdict.store)
-            self.stats.lost += verdict.lost
-            if verdict.store:
-                self.stats.lags_s.append(self.clock() - verdict.store[-1].time_ns / 1e9)
-        self.stats.duplicates += len(batch.records) - len(verdict.store) if not verdict.ack.gap else 0
-        if self.session is not None:
-            self.session.put(protocol.key(site, "ack"), protocol.encode_ack(verdict.ack))
+                site, msg = self._decode(leaf, key_expr, payload)
+            except protocol.ProtocolError as exc:
+                refused.append(f"{key_expr}: {exc}")
+                continue
+            name = self.settings.site_names.get(site, site)
+            if isinstance(msg, protocol.StatusMsg):
+                writes.append(fleet_store.StatusWrite(site, msg.epoch, msg.head, name))
+                continue
+            if site not in streams:
+                streams[site] = dataclasses.replace(self.streams.get(site) or SiteStream())
+            stream = streams[site]
+            verdict = stream.accept(msg)
+            if not verdict.ack.gap and (verdict.store or verdict.new_epoch or verdict.lost):
+                writes.append(fleet_store.BatchWrite(site, msg.epoch, msg.head, verdict.store, name))
+                stream.committed(verdict)  # so the next batch of this site in the group follows on
+            outcomes.append((site, msg, verdict))
+        if writes:
+            fleet_store.store_many(self.engine, writes, self._now())
+        self.streams.update(streams)
+        committed_at = self.clock()
+        for text in refused:
+            self.stats.rejected += 1
+            self._problem(text)
+        for site, batch, verdict in outcomes:
+            self.stats.batches += 1
+            if verdict.ack.gap:
+                self.stats.refused_gap += 1
+            else:
+                self.stats.duplicates += len(batch.records) - len(verdict.store)
+                self.stats.records += len(verdict.store)
+                if verdict.lost:
+                    self.stats.lost += verdict.lost
+                    self._problem(f"site {site}: {verdict.lost} record(s) before {batch.floor} are no longer held by "
+                                  "the edge (pruned there after an acknowledgement this database does not have); "
+                                  "resuming")
+                if verdict.store:
+                    self.stats.lags_s.append(committed_at - verdict.store[-1].time_ns / 1e9)
+            if self.session is not None:
+                self.session.put(protocol.key(site, "ack"), protocol.encode_ack(verdict.ack))
 
     def backlog(self) -> int:
         return self._inbox.qsize()

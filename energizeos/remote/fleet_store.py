@@ -3,7 +3,9 @@
 Each record goes to ``fleet_records`` as sent; telemetry rows also go to ``fleet_telemetry`` and
 alarm transitions update ``fleet_alarms`` (the latest state per alarm), so the fleet view reads
 small tables. The site's ``have_seq`` moves in the same transaction: after a crash the stored
-records and the point to resume from always agree.
+records and the point to resume from always agree. ``store_many`` writes several messages in one
+transaction (the aggregator's writer does when messages queue up: one commit each capped it at
+~130 batches/s on a durable PostgreSQL, bench/bench_fleet.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from energizeos.records.models import FleetAlarm, FleetRecord, FleetSite, FleetTelemetry
 from energizeos.records.types import utc_from_ns
@@ -51,44 +53,78 @@ def _apply_alarm(session: Session, site: str, ev: dict[str, Any]) -> None:
         alarm.message = ev["message"] or alarm.message
 
 
+@dataclass(frozen=True)
+class BatchWrite:
+    site: str
+    epoch: str
+    head: int
+    records: tuple[Record, ...]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    site: str
+    epoch: str
+    head: int
+    name: str = ""
+
+
+def store_many(engine: Engine, writes: list[BatchWrite | StatusWrite], now: datetime) -> None:
+    """Batches and statuses, in order, in one transaction; the rows of all batches go in one insert each."""
+    with Session(engine) as session:
+        # The sites' rows in one query (not one per write), held here: the session keeps them only
+        # weakly. Their changes go out together at the commit.
+        sites = {row.site_id: row for row in session.exec(
+            select(FleetSite).where(col(FleetSite.site_id).in_({w.site for w in writes})))}
+        records: list[dict[str, Any]] = []
+        telemetry: list[dict[str, Any]] = []
+        for w in writes:
+            if w.site not in sites:
+                sites[w.site] = FleetSite(site_id=w.site, name=w.name or w.site, epoch=w.epoch, first_seen=now,
+                                          last_seen=now)
+                session.add(sites[w.site])
+            if isinstance(w, StatusWrite):
+                row = sites[w.site]
+                row.last_seen = now
+                if w.epoch == row.epoch:  # a status about another outbox (a reinstalled edge) says nothing here
+                    row.head_seq = max(w.head, row.have_seq)
+            else:
+                _stage_batch(session, sites[w.site], w, now, records, telemetry)
+        if records:
+            insert_ignoring_duplicates(session, FleetRecord.__table__, records)  # type: ignore[arg-type]
+        if telemetry:
+            insert_ignoring_duplicates(session, FleetTelemetry.__table__, telemetry)  # type: ignore[arg-type]
+        session.commit()
+
+
 def store_batch(engine: Engine, site: str, epoch: str, head: int, records: tuple[Record, ...],
                 now: datetime, name: str = "") -> None:
     """Write the records and move the site's ``have_seq`` to the last of them, atomically."""
-    with Session(engine) as session:
-        site_row = session.get(FleetSite, site)
-        if site_row is None:
-            site_row = FleetSite(site_id=site, name=name or site, epoch=epoch, first_seen=now, last_seen=now)
-            session.add(site_row)
-        elif site_row.epoch != epoch:
-            site_row.epoch, site_row.have_seq = epoch, 0  # a new outbox at the edge: a new numbering
-        if records:
-            insert_ignoring_duplicates(session, FleetRecord.__table__, [  # type: ignore[arg-type]
-                {"site_id": site, "epoch": epoch, "seq": r.seq, "kind": r.kind, "time": utc_from_ns(r.time_ns),
-                 "received": now, "body": json.dumps(r.body, separators=(",", ":"))} for r in records])
-            telemetry = [row for r in records if r.kind == "telemetry" for row in _telemetry_rows(site, r)]
-            if telemetry:
-                insert_ignoring_duplicates(session, FleetTelemetry.__table__, telemetry)  # type: ignore[arg-type]
-            for r in records:
-                if r.kind == "alarm_events":
-                    _apply_alarm(session, site, r.body)
-            site_row.have_seq = records[-1].seq
-            newest = utc_from_ns(max(r.time_ns for r in records))
-            if site_row.last_record_time is None or newest > site_row.last_record_time:
-                site_row.last_record_time = newest
-        site_row.head_seq = max(head, site_row.have_seq)
-        site_row.last_seen = now
-        session.commit()
+    store_many(engine, [BatchWrite(site, epoch, head, records, name)], now)
+
+
+def _stage_batch(session: Session, site_row: FleetSite, w: BatchWrite, now: datetime, records: list[dict[str, Any]],
+                 telemetry: list[dict[str, Any]]) -> None:
+    """Move the site's row and alarms; add the batch's rows to ``records`` / ``telemetry``."""
+    site, epoch = w.site, w.epoch
+    if site_row.epoch != epoch:
+        site_row.epoch, site_row.have_seq = epoch, 0  # a new outbox at the edge: a new numbering
+    if w.records:
+        records += [{"site_id": site, "epoch": epoch, "seq": r.seq, "kind": r.kind, "time": utc_from_ns(r.time_ns),
+                     "received": now, "body": json.dumps(r.body, separators=(",", ":"))} for r in w.records]
+        telemetry += [row for r in w.records if r.kind == "telemetry" for row in _telemetry_rows(site, r)]
+        for r in w.records:
+            if r.kind == "alarm_events":
+                _apply_alarm(session, site, r.body)
+        site_row.have_seq = w.records[-1].seq
+        newest = utc_from_ns(max(r.time_ns for r in w.records))
+        if site_row.last_record_time is None or newest > site_row.last_record_time:
+            site_row.last_record_time = newest
+    site_row.head_seq = max(w.head, site_row.have_seq)
+    site_row.last_seen = now
 
 
 def note_status(engine: Engine, site: str, epoch: str, head: int, now: datetime, name: str = "") -> None:
     """A status message: the site is alive and holds ``head`` records."""
-    with Session(engine) as session:
-        row = session.get(FleetSite, site)
-        if row is None:
-            session.add(FleetSite(site_id=site, name=name or site, epoch=epoch, first_seen=now, last_seen=now,
-                                  head_seq=head))
-        else:
-            row.last_seen = now
-            # a status about another outbox (the site was reinstalled) says nothing about this one's head
-            row.head_seq = max(head, row.have_seq) if epoch == row.epoch else row.head_seq
-        session.commit()
+    store_many(engine, [StatusWrite(site, epoch, head, name)], now)
