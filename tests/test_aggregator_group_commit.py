@@ -9,6 +9,7 @@ at 40 sites). Each test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, func
@@ -107,15 +108,16 @@ def test_queued_batches_and_statuses_go_in_one_transaction_and_are_acked_after_i
 
 def test_a_bad_message_in_a_group_costs_only_itself(migrated_engine, tmp_path):
     agg, commits, acks = _aggregator(migrated_engine, tmp_path)
-    items = [_batch("site-a", 1, 2), _batch("site-b", 1, 1, bad=True),  # rows without a point: cannot be stored
+    items = [_batch("site-a", 1, 2), _batch("site-b", 1, 1, bad=True),  # rows without a point: kept only raw
              ("batch", protocol.key("site-c", "batch"), b"not json"), _batch("site-c", 1, 1)]
     _run_queued(agg, items)
 
-    records, _rows, _sites = _counts(migrated_engine)
-    assert records == {"site-a": 2, "site-c": 1}
-    assert [(k.split("/")[1], a.have) for k, a, _ in acks.sent] == [("site-a", 2), ("site-c", 1)]
-    assert agg.stats.rejected == 2 and agg.stats.records == 3 and "site-b" not in agg.streams
-    assert commits[0] == 2  # the group failed whole; then site-a and site-c alone
+    records, rows, _sites = _counts(migrated_engine)
+    assert records == {"site-a": 2, "site-b": 1, "site-c": 1}  # site-b is not stalled by its bad rows
+    assert rows == {"site-a": 6, "site-c": 3}
+    assert [(k.split("/")[1], a.have) for k, a, _ in acks.sent] == [("site-a", 2), ("site-b", 1), ("site-c", 1)]
+    assert agg.stats.rejected == 1 and agg.stats.records == 4 and agg.stats.malformed_rows == 3
+    assert commits[0] == 1  # the refused message did not break the group
 
 
 def test_a_database_away_acks_nothing_and_keeps_the_streams(migrated_engine, tmp_path, monkeypatch):
@@ -145,3 +147,24 @@ def test_store_batch_and_note_status_still_work_alone(migrated_engine):
     fleet_store.store_batch(migrated_engine, "site-x", EPOCH, 5, (record,), datetime.now(UTC))
     records, rows, sites = _counts(migrated_engine)
     assert records == {"site-x": 1} and rows == {"site-x": 1} and sites == {"site-x": (1, 5)}
+
+
+def test_a_malformed_row_never_stalls_its_site(tmp_path):
+    """A telemetry row without a point, or an alarm transition without its fields, is kept as sent
+    (fleet_records) and left out of the view's tables; the site's next records are stored as usual."""
+    from energizeos.records.db import init_db, make_engine
+    from energizeos.records.models import FleetAlarm
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.db'}")
+    init_db(engine)
+    now = datetime.now(UTC)
+    good = {"point": "/site/poi/meter/p_kw", "time_ns": 1_000_000, "value": 5.0, "quality": 0}
+    Record = protocol.Record
+    records = (Record(1, "telemetry", 1, {"rows": [good, {"time_ns": 2, "value": 1.0}, {**good, "value": "x"}]}),
+               Record(2, "alarm_events", 2, {"alarm_id": 7, "code": "X"}),
+               Record(3, "telemetry", 3, {"rows": [{**good, "time_ns": 2_000_000}]}))
+    assert fleet_store.store_many(engine, [fleet_store.BatchWrite("site-a", "e", 3, records)], now) == 3
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(FleetRecord)).one() == 3
+        assert session.exec(select(func.count()).select_from(FleetTelemetry)).one() == 2
+        assert session.exec(select(func.count()).select_from(FleetAlarm)).one() == 0

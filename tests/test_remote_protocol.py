@@ -42,6 +42,7 @@ def test_a_batch_round_trips_and_malformed_ones_are_named():
         json.dumps({**good, "records": [{**good["records"][0], "kind": "pcs_command"}]}).encode(): "unknown kind",
         json.dumps({**good, "records": [{**good["records"][0], "seq": -1}]}).encode(): "negative",
         json.dumps({**good, "site": 7}).encode(): "'site' missing or not str",
+        json.dumps({**good, "records": [{**good["records"][0], "t": 10**22}]}).encode(): "past the year 9999",
     }
     for payload, words in cases.items():
         with pytest.raises(protocol.ProtocolError, match=words):

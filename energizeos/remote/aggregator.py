@@ -44,6 +44,7 @@ class Stats:
     records: int = 0
     duplicates: int = 0
     refused_gap: int = 0
+    malformed_rows: int = 0  # telemetry rows / alarm transitions kept only raw (see fleet_store.store_many)
     lost: int = 0  # records a site had pruned before they were stored here (a database restored from backup)
     rejected: int = 0  # malformed, or for a site with no party
     db_errors: int = 0
@@ -53,6 +54,7 @@ class Stats:
     def summary(self) -> dict[str, float | int | str]:
         lags = sorted(self.lags_s)
         return {"batches": self.batches, "records": self.records, "duplicates": self.duplicates, "lost": self.lost,
+                "malformed_rows": self.malformed_rows,
                 "refused_gap": self.refused_gap, "rejected": self.rejected, "db_errors": self.db_errors,
                 "lag_median_s": round(statistics.median(lags), 4) if lags else 0.0,
                 "lag_p99_s": round(lags[int(0.99 * (len(lags) - 1))], 4) if lags else 0.0,
@@ -177,7 +179,11 @@ class Aggregator:
                 stream.committed(verdict)  # so the next batch of this site in the group follows on
             outcomes.append((site, msg, verdict))
         if writes:
-            fleet_store.store_many(self.engine, writes, self._now())
+            malformed = fleet_store.store_many(self.engine, writes, self._now())
+            if malformed:
+                self.stats.malformed_rows += malformed
+                self._problem(f"{malformed} malformed telemetry row(s) or alarm transition(s) kept only as sent "
+                              "(fleet_records), not in the fleet view's tables")
         self.streams.update(streams)
         committed_at = self.clock()
         for text in refused:

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from energizeos.records.models import FleetAlarm, FleetRecord, FleetSite, FleetTelemetry
 from energizeos.records.types import utc_from_ns
 from energizeos.records.writer import insert_ignoring_duplicates
-from energizeos.remote.protocol import Record
+from energizeos.remote.protocol import MAX_TIME_NS, Record
 
 
 @dataclass
@@ -36,9 +36,32 @@ def load_cursors(engine: Engine) -> dict[str, SiteCursor]:
         return {s.site_id: SiteCursor(s.site_id, s.epoch, s.have_seq) for s in session.exec(select(FleetSite))}
 
 
-def _telemetry_rows(site: str, record: Record) -> list[dict[str, Any]]:
-    return [{"site_id": site, "point": row["point"], "time": utc_from_ns(int(row["time_ns"])),
-             "value": row["value"], "quality": int(row.get("quality", 0))} for row in record.body.get("rows", [])]
+
+
+def _int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _telemetry_row_ok(row: Any) -> bool:
+    return (isinstance(row, dict) and isinstance(row.get("point"), str) and bool(row["point"])
+            and _int(row.get("time_ns"), 0, MAX_TIME_NS) and _int(row.get("quality", 0), 0, 255)
+            and (row.get("value") is None or (isinstance(row["value"], int | float)
+                                             and not isinstance(row["value"], bool))))
+
+
+def _alarm_ok(ev: Any) -> bool:
+    return (isinstance(ev, dict) and _int(ev.get("time_ns"), 0, MAX_TIME_NS) and _int(ev.get("alarm_id"), 0, 2**63 - 1)
+            and all(isinstance(ev.get(k), str) for k in ("code", "source", "message"))
+            and _int(ev.get("priority"), 0, 255) and _int(ev.get("state"), 0, 255))
+
+
+def _telemetry_rows(site: str, record: Record) -> tuple[list[dict[str, Any]], int]:
+    """The record's rows for ``fleet_telemetry`` and how many were malformed (those stay only in ``fleet_records``)."""
+    rows = record.body.get("rows")
+    rows = rows if isinstance(rows, list) else [rows]
+    good = [row for row in rows if _telemetry_row_ok(row)]
+    return [{"site_id": site, "point": row["point"], "time": utc_from_ns(row["time_ns"]),
+             "value": row.get("value"), "quality": row.get("quality", 0)} for row in good], len(rows) - len(good)
 
 
 def _apply_alarm(session: Session, site: str, ev: dict[str, Any]) -> None:
@@ -70,8 +93,12 @@ class StatusWrite:
     name: str = ""
 
 
-def store_many(engine: Engine, writes: list[BatchWrite | StatusWrite], now: datetime) -> None:
-    """Batches and statuses, in order, in one transaction; the rows of all batches go in one insert each."""
+def store_many(engine: Engine, writes: list[BatchWrite | StatusWrite], now: datetime) -> int:
+    """Batches and statuses, in order, in one transaction; the rows of all batches go in one insert each.
+
+    Every record is kept whole in ``fleet_records``. A malformed telemetry row or alarm transition
+    (which a healthy edge never sends) is left out of the derived tables rather than refusing the
+    batch — a refused batch would stall its site for ever. Returns how many were left out."""
     with Session(engine) as session:
         # The sites' rows in one query (not one per write), held here: the session keeps them only
         # weakly. Their changes go out together at the commit.
@@ -79,6 +106,7 @@ def store_many(engine: Engine, writes: list[BatchWrite | StatusWrite], now: date
             select(FleetSite).where(col(FleetSite.site_id).in_({w.site for w in writes})))}
         records: list[dict[str, Any]] = []
         telemetry: list[dict[str, Any]] = []
+        malformed = 0
         for w in writes:
             if w.site not in sites:
                 sites[w.site] = FleetSite(site_id=w.site, name=w.name or w.site, epoch=w.epoch, first_seen=now,
@@ -90,12 +118,13 @@ def store_many(engine: Engine, writes: list[BatchWrite | StatusWrite], now: date
                 if w.epoch == row.epoch:  # a status about another outbox (a reinstalled edge) says nothing here
                     row.head_seq = max(w.head, row.have_seq)
             else:
-                _stage_batch(session, sites[w.site], w, now, records, telemetry)
+                malformed += _stage_batch(session, sites[w.site], w, now, records, telemetry)
         if records:
             insert_ignoring_duplicates(session, FleetRecord.__table__, records)  # type: ignore[arg-type]
         if telemetry:
             insert_ignoring_duplicates(session, FleetTelemetry.__table__, telemetry)  # type: ignore[arg-type]
         session.commit()
+    return malformed
 
 
 def store_batch(engine: Engine, site: str, epoch: str, head: int, records: tuple[Record, ...],
@@ -105,24 +134,33 @@ def store_batch(engine: Engine, site: str, epoch: str, head: int, records: tuple
 
 
 def _stage_batch(session: Session, site_row: FleetSite, w: BatchWrite, now: datetime, records: list[dict[str, Any]],
-                 telemetry: list[dict[str, Any]]) -> None:
-    """Move the site's row and alarms; add the batch's rows to ``records`` / ``telemetry``."""
+                 telemetry: list[dict[str, Any]]) -> int:
+    """Move the site's row and alarms; add the batch's rows to ``records`` / ``telemetry``. Returns the
+    number of malformed telemetry rows and alarm transitions left out of the derived tables."""
+    malformed = 0
     site, epoch = w.site, w.epoch
     if site_row.epoch != epoch:
         site_row.epoch, site_row.have_seq = epoch, 0  # a new outbox at the edge: a new numbering
     if w.records:
         records += [{"site_id": site, "epoch": epoch, "seq": r.seq, "kind": r.kind, "time": utc_from_ns(r.time_ns),
                      "received": now, "body": json.dumps(r.body, separators=(",", ":"))} for r in w.records]
-        telemetry += [row for r in w.records if r.kind == "telemetry" for row in _telemetry_rows(site, r)]
         for r in w.records:
-            if r.kind == "alarm_events":
-                _apply_alarm(session, site, r.body)
+            if r.kind == "telemetry":
+                good, bad = _telemetry_rows(site, r)
+                telemetry += good
+                malformed += bad
+            elif r.kind == "alarm_events":
+                if _alarm_ok(r.body):
+                    _apply_alarm(session, site, r.body)
+                else:
+                    malformed += 1
         site_row.have_seq = w.records[-1].seq
         newest = utc_from_ns(max(r.time_ns for r in w.records))
         if site_row.last_record_time is None or newest > site_row.last_record_time:
             site_row.last_record_time = newest
     site_row.head_seq = max(w.head, site_row.have_seq)
     site_row.last_seen = now
+    return malformed
 
 
 def note_status(engine: Engine, site: str, epoch: str, head: int, now: datetime, name: str = "") -> None:

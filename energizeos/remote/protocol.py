@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 VERSION = 1
+MAX_TIME_NS = 253_402_300_799 * 10**9  # 9999-12-31T23:59:59Z: the last time a database timestamp holds
 KINDS = frozenset({"telemetry", "alarm_events", "events", "decisions", "commands"})
 
 
@@ -135,6 +136,8 @@ def decode_batch(payload: bytes) -> BatchMsg:
                         _field(item, "t", int, where), _field(item, "body", dict, where))
         if record.kind not in KINDS:
             raise ProtocolError(f"{where}: unknown kind {record.kind!r}")
+        if record.time_ns > MAX_TIME_NS:
+            raise ProtocolError(f"{where}: time {record.time_ns} ns is past the year 9999")
         if records and record.seq != records[-1].seq + 1:
             raise ProtocolError(f"{where}: seq {record.seq} does not follow {records[-1].seq}")
         records.append(record)
