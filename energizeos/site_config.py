@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from energizeos.remote.config import UplinkSettings
-from energizeos.yaml_file import read_yaml
+from energizeos.yaml_file import read_yaml, validated
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 # = energizeos.runtime.MIN_RATE_HZ (one per hour), written out so this module stays free of the runtime imports
@@ -188,11 +188,7 @@ class SiteConfig(_Strict):
 def load_site_config(path: str | Path) -> SiteConfig:
     path = Path(path)
     data = read_yaml(path, "site config", SiteConfigError)
-    try:
-        config = SiteConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise SiteConfigError(f"site config {path}: {problems}") from exc
+    config = validated(SiteConfig, data, f"site config {path}", SiteConfigError)
     if config.remote is not None:  # its files are named relative to the site config's folder
         base = path.resolve().parent
         if not config.remote.password_file.is_absolute():

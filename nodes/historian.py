@@ -26,23 +26,11 @@ from energizeos.records.writer import Batch, RecordWriter
 from energizeos.runtime import Node, ParameterDescriptor, qos_profile_latched
 from energizeos_msgs.msg import (
     Alarm,
-    ArbiterDecision,
-    BmsStatus,
-    BreakerCommand,
-    DispatchRequest,
     EmsEvent,
     GraphHealth,
     InterlockState,
-    MeterReading,
-    PcsCommand,
-    PcsStatus,
-    RelayStatus,
 )
 
-TELEMETRY_TOPICS = {"/site/poi/meter": MeterReading, "/site/poi/relay": RelayStatus,
-                    "/bess/bms/status": BmsStatus, "/bess/pcs/status": PcsStatus,
-                    "/ems/dispatch/request": DispatchRequest}
-ALARM_TOPIC = "/ems/alarms"
 # The database is away (down, locked, unreachable): spool and retry. Anything else is a bad batch.
 UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
 
@@ -74,16 +62,11 @@ class Historian(Node):
         self._last_interlocks: InterlockState | None = None
         self._last_health: GraphHealth | None = None
 
-        for topic, cls in TELEMETRY_TOPICS.items():
+        for topic, cls in rows.TELEMETRY_TOPICS.items():
             self.create_subscription(cls, topic, lambda msg, topic=topic: self._add_many(
                 "telemetry", rows.telemetry_rows(topic, msg)), 50)
-        self.create_subscription(PcsCommand, "/bess/pcs/command",
-                                 lambda m: self._add("commands", rows.pcs_command_row(m)), 50)
-        self.create_subscription(BreakerCommand, "/site/poi/relay/command",
-                                 lambda m: self._add("commands", rows.breaker_command_row(m)), 50)
-        self.create_subscription(ArbiterDecision, "/ems/arbiter/decision",
-                                 lambda m: self._add("decisions", rows.decision_row(m)), 100)
-        self.create_subscription(Alarm, ALARM_TOPIC, lambda m: self._add("alarm_events", rows.alarm_event_row(m)), 200)
+        for topic, cls, table, row, depth in rows.RECORD_TOPICS:
+            self.create_subscription(cls, topic, lambda m, table=table, row=row: self._add(table, row(m)), depth)
         self.create_subscription(EmsEvent, EVENTS_TOPIC, self.on_event, 100)
         self.create_subscription(InterlockState, "/ems/arbiter/interlocks", self.on_interlocks, qos_profile_latched)
         self.create_subscription(GraphHealth, "/ems/graph/health", self.on_health, qos_profile_latched)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -17,11 +18,16 @@ import numpy as np
 from energizeos_msgs.msg import (
     Alarm,
     ArbiterDecision,
+    BmsStatus,
     BreakerCommand,
+    DispatchRequest,
     EmsEvent,
     GraphHealth,
     InterlockState,
+    MeterReading,
     PcsCommand,
+    PcsStatus,
+    RelayStatus,
 )
 
 BREAKER_ACTIONS = {BreakerCommand.ACTION_OPEN: "open", BreakerCommand.ACTION_CLOSE: "close",
@@ -143,3 +149,17 @@ def ems_event_row(msg: EmsEvent) -> dict[str, Any]:
         data["user"] = msg.user
     return {"key": f"{msg.source}:{msg.kind}@{t}", "time_ns": t, "source": msg.source, "kind": msg.kind,
             "message": msg.message, "data_json": json.dumps(data, sort_keys=True)}
+
+
+# What the historian records and the uplink forwards, topic by topic.
+TELEMETRY_TOPICS = {"/site/poi/meter": MeterReading, "/site/poi/relay": RelayStatus,
+                    "/bess/bms/status": BmsStatus, "/bess/pcs/status": PcsStatus,
+                    "/ems/dispatch/request": DispatchRequest}
+ALARM_TOPIC = "/ems/alarms"
+# topic, message type, record table, row function, subscription depth
+RECORD_TOPICS: tuple[tuple[str, type, str, Callable[[Any], dict[str, Any]], int], ...] = (
+    ("/bess/pcs/command", PcsCommand, "commands", pcs_command_row, 50),
+    ("/site/poi/relay/command", BreakerCommand, "commands", breaker_command_row, 50),
+    ("/ems/arbiter/decision", ArbiterDecision, "decisions", decision_row, 100),
+    (ALARM_TOPIC, Alarm, "alarm_events", alarm_event_row, 200),
+)

@@ -16,17 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from energizeos import runtime
 from energizeos.home import subdir
 from energizeos.nodes import historian_rows as rows
 from energizeos.nodes.events import EVENTS_TOPIC, EventReporter
-from energizeos.nodes.historian import ALARM_TOPIC, TELEMETRY_TOPICS
 from energizeos.remote.config import RemoteConfigError, TlsFiles, UplinkSettings
 from energizeos.remote.edge_link import EdgeLink
 from energizeos.runtime import Node, ParameterDescriptor
-from energizeos_msgs.msg import Alarm, ArbiterDecision, BreakerCommand, EmsEvent, PcsCommand
+from energizeos.yaml_file import validated
+from energizeos_msgs.msg import EmsEvent
 
 PRUNE_PERIOD_S = 3600.0
 
@@ -56,11 +54,7 @@ def _settings(node: Node) -> UplinkSettings:
     if ca:
         values["tls"] = TlsFiles(ca=Path(ca), cert=Path(cert) if cert else None, key=Path(key) if key else None,
                                  mutual=mutual)
-    try:
-        settings = UplinkSettings.model_validate(values)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise RemoteConfigError(f"uplink parameters: {problems}") from exc
+    settings = validated(UplinkSettings, values, "uplink parameters", RemoteConfigError)
     missing = settings.tls.missing() if settings.tls else []
     if missing:
         raise RemoteConfigError(f"uplink: TLS file(s) not found: {'; '.join(missing)}")
@@ -78,15 +72,10 @@ class Uplink(Node):
         self._last_sample_ns: dict[str, int] = {}
         self._last_prune_s = -PRUNE_PERIOD_S
 
-        for topic, cls in TELEMETRY_TOPICS.items():
+        for topic, cls in rows.TELEMETRY_TOPICS.items():
             self.create_subscription(cls, topic, lambda msg, topic=topic: self.on_telemetry(topic, msg), 50)
-        self.create_subscription(PcsCommand, "/bess/pcs/command",
-                                 lambda m: self._add("commands", rows.pcs_command_row(m)), 50)
-        self.create_subscription(BreakerCommand, "/site/poi/relay/command",
-                                 lambda m: self._add("commands", rows.breaker_command_row(m)), 50)
-        self.create_subscription(ArbiterDecision, "/ems/arbiter/decision",
-                                 lambda m: self._add("decisions", rows.decision_row(m)), 100)
-        self.create_subscription(Alarm, ALARM_TOPIC, lambda m: self._add("alarm_events", rows.alarm_event_row(m)), 200)
+        for topic, cls, kind, row, depth in rows.RECORD_TOPICS:
+            self.create_subscription(cls, topic, lambda m, kind=kind, row=row: self._add(kind, row(m)), depth)
         self.create_subscription(EmsEvent, EVENTS_TOPIC, self.on_event, 100)
         self.create_timer(settings.send_period_s, self.pump)
         self.create_timer(1.0, self.status)

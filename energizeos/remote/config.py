@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from energizeos.yaml_file import read_yaml
+from energizeos.yaml_file import read_yaml, validated
 
 SITE_ID = r"^[a-z0-9][a-z0-9-]{0,39}$"  # it becomes a key-expression chunk: no '/', '*', '$'
 ENDPOINT = re.compile(r"^(tls|tcp|quic)/[^/\s]+:\d{1,5}$")
@@ -152,11 +152,7 @@ class ServerSettings(_Strict):
 def load_server_settings(path: str | Path) -> ServerSettings:
     path = Path(path)
     data = read_yaml(path, "fleet server config", RemoteConfigError)
-    try:
-        settings = ServerSettings.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise RemoteConfigError(f"fleet server config {path}: {problems}") from exc
+    settings = validated(ServerSettings, data, f"fleet server config {path}", RemoteConfigError)
     base = path.resolve().parent
     if not settings.credentials_file.is_absolute():
         settings.credentials_file = base / settings.credentials_file
