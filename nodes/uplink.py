@@ -96,7 +96,7 @@ class Uplink(Node):
     def on_event(self, msg: EmsEvent) -> None:
         try:
             self._add("events", rows.ems_event_row(msg))
-        except ValueError:  # details that are not JSON: the historian logs it; forward the text
+        except ValueError:  # details that are not JSON (the historian logs it): forward the event without them
             msg.data_json = "{}"
             self._add("events", rows.ems_event_row(msg))
 
