@@ -168,3 +168,17 @@ def test_a_malformed_row_never_stalls_its_site(tmp_path):
         assert session.exec(select(func.count()).select_from(FleetRecord)).one() == 3
         assert session.exec(select(func.count()).select_from(FleetTelemetry)).one() == 2
         assert session.exec(select(func.count()).select_from(FleetAlarm)).one() == 0
+
+
+def test_an_overloaded_writer_drops_new_batches_and_the_sites_send_them_again(migrated_engine, tmp_path):
+    agg, _commits, acks = _aggregator(migrated_engine, tmp_path)
+    agg.max_inbox = 3
+    for first in (1, 3, 5, 7, 9):  # the writer is busy: only three fit
+        agg.receive(*_batch("site-a", first, 2))
+    agg.receive(*_status("site-a", 10))  # statuses are small and always queued
+    assert agg.stats.dropped == 2 and agg.backlog() == 4
+    agg._inbox.put(None)
+    agg._run()
+    assert agg.streams["site-a"].have == 6 and _counts(migrated_engine)[0] == {"site-a": 6}
+    _run_queued(agg, [_batch("site-a", 7, 4)])  # go-back-N: the site sends from its acknowledged point
+    assert _counts(migrated_engine)[0] == {"site-a": 10} and acks.sent[-1][1].have == 10

@@ -34,6 +34,7 @@ from energizeos.remote.receiver import SiteStream, Verdict
 from energizeos.remote.zenoh_link import router_config
 
 LAG_WINDOW = 5000  # lag samples kept for the statistics
+MAX_INBOX = 5000  # queued messages (at most ~500 records each) before new batches are dropped
 GROUP_MAX_MESSAGES = 100  # written in one transaction at most (when that many have queued up)
 GROUP_MAX_BYTES = 4_000_000  # and about this much JSON (a full batch of 500 records is under 1 MB)
 
@@ -44,6 +45,7 @@ class Stats:
     records: int = 0
     duplicates: int = 0
     refused_gap: int = 0
+    dropped: int = 0  # batches dropped on arrival because the writer was that far behind (sent again)
     malformed_rows: int = 0  # telemetry rows / alarm transitions kept only raw (see fleet_store.store_many)
     lost: int = 0  # records a site had pruned before they were stored here (a database restored from backup)
     rejected: int = 0  # malformed, or for a site with no party
@@ -54,7 +56,7 @@ class Stats:
     def summary(self) -> dict[str, float | int | str]:
         lags = sorted(self.lags_s)
         return {"batches": self.batches, "records": self.records, "duplicates": self.duplicates, "lost": self.lost,
-                "malformed_rows": self.malformed_rows,
+                "malformed_rows": self.malformed_rows, "dropped": self.dropped,
                 "refused_gap": self.refused_gap, "rejected": self.rejected, "db_errors": self.db_errors,
                 "lag_median_s": round(statistics.median(lags), 4) if lags else 0.0,
                 "lag_p99_s": round(lags[int(0.99 * (len(lags) - 1))], 4) if lags else 0.0,
@@ -63,8 +65,9 @@ class Stats:
 
 class Aggregator:
     def __init__(self, settings: ServerSettings, engine: Engine, clock: Callable[[], float] = time.time,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, max_inbox: int = MAX_INBOX) -> None:
         self.settings, self.engine, self.clock, self.log = settings, engine, clock, log
+        self.max_inbox = max_inbox
         self.site_users = settings.site_users()
         self.streams: dict[str, SiteStream] = {
             c.site_id: SiteStream(c.epoch, c.have) for c in fleet_store.load_cursors(engine).values()}
@@ -83,10 +86,18 @@ class Aggregator:
             for leaf in ("batch", "status"):
                 self._subs.append(self.session.declare_subscriber(
                     protocol.key(site, leaf),
-                    lambda s, leaf=leaf: self._inbox.put((leaf, str(s.key_expr), s.payload.to_bytes()))))
+                    lambda s, leaf=leaf: self.receive(leaf, str(s.key_expr), s.payload.to_bytes())))
         self._worker = threading.Thread(target=self._run, name="fleet-writer", daemon=True)
         self._worker.start()
         return self
+
+    def receive(self, leaf: str, key_expr: str, payload: bytes) -> None:
+        """On Zenoh's thread: queue a message. Past ``max_inbox`` queued messages a batch is dropped —
+        memory stays bounded under overload, and the site sends it again, not acknowledged."""
+        if leaf == "batch" and self._inbox.qsize() >= self.max_inbox:
+            self.stats.dropped += 1
+            return
+        self._inbox.put((leaf, key_expr, payload))
 
     def stop(self) -> None:
         self._inbox.put(None)
