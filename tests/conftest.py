@@ -27,6 +27,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SIM_DEVICES = ("meter", "relay", "bms", "pcs")
+
+
+def write_sim_site_config(path: Path, rest: str = "") -> Path:
+    """A config for the simulated site: every device on a free loopback port, then ``rest`` (YAML)."""
+    path.write_text("devices:\n" + "".join(f"  {d}:\n    port: {free_port()}\n" for d in SIM_DEVICES) + rest)
+    return path
+
+
 @pytest.fixture
 def router(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     """A Zenoh router in this process; children and in-test executors connect to it."""

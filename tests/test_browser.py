@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.conftest import ENERGIZEOS, REPO, Proc, free_port
+from tests.conftest import ENERGIZEOS, REPO, Proc, free_port, write_sim_site_config
 from tests.test_launch_cli import cli
 
 pytestmark = pytest.mark.integration
@@ -45,12 +45,9 @@ def wait_http(url: str, timeout_s: float) -> None:
 @pytest.fixture
 def site(router, procs, tmp_path):
     """The simulated site with its UI on a free loopback port; yields (url, admin password, launch process)."""
-    ports = {d: free_port() for d in ("meter", "relay", "bms", "pcs")}
     ui_port = free_port()
-    config = tmp_path / "site.yaml"
-    config.write_text("devices:\n" + "".join(f"  {d}:\n    port: {p}\n" for d, p in ports.items())
-                      + "ems:\n  safety:\n    es_delay_s: 5\n    es_ramp_s: 5\n"
-                      + "simulation:\n  step_hz: 10\n")
+    config = write_sim_site_config(tmp_path / "site.yaml", "ems:\n  safety:\n    es_delay_s: 5\n    es_ramp_s: 5\n"
+                                   "simulation:\n  step_hz: 10\n")
     proc = Proc([ENERGIZEOS, "launch", "sim_site", f"site_config:={config}", f"ui_port:={ui_port}", "--no-router"])
     procs.append(proc)
     banner = proc.wait_for_line("    password:  ", timeout=60)

@@ -11,17 +11,14 @@ import time
 
 import pytest
 
-from tests.conftest import ENERGIZEOS, REPO, Proc, free_port
+from tests.conftest import ENERGIZEOS, REPO, Proc, write_sim_site_config
 
 pytestmark = pytest.mark.integration
 
 
 def test_settings_trip_lockout_and_reversion_pass_over_zenoh_against_the_launched_site(router, procs, tmp_path):
-    ports = {d: free_port() for d in ("meter", "relay", "bms", "pcs")}
-    config = tmp_path / "site.yaml"
-    config.write_text("devices:\n" + "".join(f"  {d}:\n    port: {p}\n" for d, p in ports.items())
-                      + "ems:\n  dispatch:\n    mode: standby\n  safety:\n    es_delay_s: 3\n    es_ramp_s: 3\n"
-                      + "simulation:\n  step_hz: 20\n")
+    config = write_sim_site_config(tmp_path / "site.yaml", "ems:\n  dispatch:\n    mode: standby\n  safety:\n"
+                                   "    es_delay_s: 3\n    es_ramp_s: 3\nsimulation:\n  step_hz: 20\n")
     site = Proc([ENERGIZEOS, "launch", "sim_site", f"site_config:={config}", "ui:=false", "--no-router"])
     procs.append(site)
     site.wait_for_line("enter-service delay complete", timeout=60)

@@ -43,7 +43,7 @@ from energizeos.sim.plant import PlantConfig
 from energizeos.site_config import SiteConfig, load_site_config
 from energizeos_msgs.msg import ArbiterDecision, DispatchRequest
 from energizeos_msgs.srv import BreakerRequest, SimFault
-from tests.conftest import ENERGIZEOS, Proc, free_port
+from tests.conftest import ENERGIZEOS, SIM_DEVICES, Proc, write_sim_site_config
 
 pytestmark = pytest.mark.integration
 
@@ -356,10 +356,10 @@ def report(outages: list[Outage], extra: list[str]) -> str:
 
 
 # --- the test -------------------------------------------------------------------------------------
-def write_site_config(path: Path, ports: dict[str, int]) -> Path:
-    path.write_text(
-        "devices:\n" + "".join(f"  {d}:\n    port: {p}\n" for d, p in ports.items())
-        + "ems:\n"
+def write_site_config(path: Path) -> Path:
+    return write_sim_site_config(
+        path,
+        "ems:\n"
           "  dispatch:\n"
           "    mode: peak_shaving\n"
           "    peak_threshold_kw: 0        # shave all import: the export limiter is what stops the discharge\n"
@@ -369,13 +369,12 @@ def write_site_config(path: Path, ports: dict[str, int]) -> Path:
           f"    es_delay_s: {ES_DELAY_S}\n"
           f"    es_ramp_s: {ES_RAMP_S}\n"
           f"simulation:\n  step_hz: {STEP_HZ}\n")
-    return path
 
 
 def test_kill_each_node_under_load_never_exports_nor_dispatches_without_permissives(router, procs, tmp_path):
-    ports = {d: free_port() for d in ("meter", "relay", "bms", "pcs")}
-    config_path = write_site_config(tmp_path / "site.yaml", ports)
+    config_path = write_site_config(tmp_path / "site.yaml")
     config = load_site_config(config_path)
+    ports = {d: getattr(config.devices, d).port for d in SIM_DEVICES}
     launch = Proc([ENERGIZEOS, "launch", "sim_site", f"site_config:={config_path}", "ui:=false", "--no-router"])
     procs.append(launch)
     launch.wait_for_line("enter-service delay complete", timeout=60)

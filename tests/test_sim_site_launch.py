@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import ENERGIZEOS, Proc, free_port
+from tests.conftest import ENERGIZEOS, Proc, write_sim_site_config
 from tests.test_launch_cli import cli
 
 pytestmark = pytest.mark.integration
@@ -22,10 +22,7 @@ def echo_one(topic: str) -> dict:
 
 
 def test_sim_site_runs_every_node_and_survives_a_device_fault(router, procs, tmp_path):
-    ports = {d: free_port() for d in ("meter", "relay", "bms", "pcs")}
-    config = tmp_path / "site.yaml"
-    config.write_text("devices:\n" + "".join(f"  {d}:\n    port: {p}\n" for d, p in ports.items())
-                      + "simulation:\n  step_hz: 10\n")
+    config = write_sim_site_config(tmp_path / "site.yaml", "simulation:\n  step_hz: 10\n")
     proc = Proc([ENERGIZEOS, "launch", "sim_site", f"site_config:={config}", "ui:=false", "--no-router"])
     procs.append(proc)
     proc.wait_for_line("SunSpec models [1, 701, 702, 703, 704, 705, 713]", timeout=30)
@@ -87,11 +84,8 @@ def test_multiprocess_dispatch_fail_safe_and_one_command_authority(router, procs
     from energizeos.runtime.zenoh_executor import ZenohExecutor
     from energizeos_msgs.msg import ArbiterDecision, PcsStatus
 
-    ports = {d: free_port() for d in ("meter", "relay", "bms", "pcs")}
-    config = tmp_path / "site.yaml"
-    config.write_text("devices:\n" + "".join(f"  {d}:\n    port: {p}\n" for d, p in ports.items())
-                      + "ems:\n  dispatch:\n    mode: standby\n  safety:\n    es_delay_s: 2\n    es_ramp_s: 2\n"
-                      + "simulation:\n  step_hz: 20\n")
+    config = write_sim_site_config(tmp_path / "site.yaml", "ems:\n  dispatch:\n    mode: standby\n  safety:\n"
+                                   "    es_delay_s: 2\n    es_ramp_s: 2\nsimulation:\n  step_hz: 20\n")
     proc = Proc([ENERGIZEOS, "launch", "sim_site", f"site_config:={config}", "ui:=false", "--no-router"])
     procs.append(proc)
     proc.wait_for_line("enter-service delay complete", timeout=40)
