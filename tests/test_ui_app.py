@@ -118,7 +118,9 @@ def test_the_overview_shows_live_values_lamps_mode_and_the_last_decision(app_db)
         def shown() -> bool:  # every topic has delivered at least once
             at.run()
             values = {m.label: m.value for m in at.metric}
-            return "—" not in values.values() and "Dispatch mode:** peak" in texts(at) and "no. 77" in texts(at)
+            page = texts(at)
+            return ("—" not in values.values() and "Dispatch mode:** peak" in page and "no. 77" in page
+                    and "`bms.permissive`" in page)  # the interlock lamps come on their own (latched) topic
         wait_until(shown, 20, "live POI value on the overview")
         metrics = {m.label: m.value for m in at.metric}
         assert metrics["Grid (POI)"] == "412.5 kW"
