@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,9 +31,25 @@ def free_port() -> int:
 SIM_DEVICES = ("meter", "relay", "bms", "pcs")
 
 
+def free_fixed_port() -> int:
+    """A free loopback port below Linux's ephemeral range (32768+). A port the kernel handed out as free
+    can be given again to any process listening on port 0 — the launched nodes' Zenoh sessions do —
+    before the plant binds it (seen in CI: the plant respawned 27 times on a taken port)."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 def write_sim_site_config(path: Path, rest: str = "") -> Path:
     """A config for the simulated site: every device on a free loopback port, then ``rest`` (YAML)."""
-    path.write_text("devices:\n" + "".join(f"  {d}:\n    port: {free_port()}\n" for d in SIM_DEVICES) + rest)
+    path.write_text("devices:\n" + "".join(f"  {d}:\n    port: {free_fixed_port()}\n" for d in SIM_DEVICES)
+                    + rest)
     return path
 
 
