@@ -39,13 +39,18 @@ def relay_trip(ctx: StepContext, p: TripParams) -> Steps:
     yield Sleep(2.0)  # the PCS has ceased to energise; the relay's latch is what it is
     open_at = next((s.t for s in ctx.io.since("relay", t0) if s.msg.quality == 0 and s.msg.breaker_state == OPEN), None)
     zero = first_decision(ctx, t0, lambda d: d.granted_kw == 0.0)
+    # every reason the arbiter gave for its 0 kW commands in the step, not only the first one's: the meter
+    # can see the open breaker one poll before the relay reports the trip, so the first 0 kW may say only
+    # EXPORT_LIMIT and the relay's codes follow a poll later
+    refusal_codes = sorted({c for s in dispatch_decisions(ctx, t0) if s.msg.granted_kw == 0.0
+                            for c in s.msg.reason_codes})
     relay = _relay(ctx)
     ctx.measure(breaker_open=relay is not None and relay.breaker_state == OPEN,
                 breaker_open_after_s=None if open_at is None else open_at - t0,
                 trip=relay is not None and relay.trip, lockout_86=relay is not None and relay.lockout_86,
                 last_trip_cause="" if relay is None else relay.last_trip_cause,
                 command_zero_after_s=None if zero is None else zero.t - t0, pcs_kw_after=pcs_kw(ctx),
-                dispatch_reason_codes=[] if zero is None else list(zero.msg.reason_codes))
+                dispatch_reason_codes=refusal_codes)
 
 
 class NoParams(Params):
