@@ -99,8 +99,11 @@ def choose_option(page, label: str, text: str) -> str:
     if option.count() == 0:
         page.keyboard.press("Escape")
         return ""
-    words = option.first.inner_text()
-    option.first.click()
+    try:
+        words = option.first.inner_text(timeout=5_000)
+        option.first.click(timeout=5_000)
+    except PlaywrightTimeout:  # the page ran again (its timed refresh saw new alarms) and closed the list
+        return ""
     return words
 
 
