@@ -15,6 +15,7 @@ from datetime import timedelta
 from energizeos import runtime
 from energizeos.nodes import dispatch_strategies as strategies
 from energizeos.nodes.conditions import ConditionReporter
+from energizeos.nodes.demand_interval import DemandInterval
 from energizeos.nodes.events import EventReporter
 from energizeos.runtime import MIN_RATE_HZ, Node, ParameterDescriptor, Time, qos_profile_latched
 from energizeos_msgs.msg import DispatchPlan, DispatchRequest, Header, MeterReading, PcsStatus
@@ -68,7 +69,10 @@ class Dispatcher(Node):
         self.create_subscription(PcsStatus, "/bess/pcs/status", self.on_pcs, 10)
         self.create_subscription(DispatchPlan, "/ems/plan/active", self.on_plan, qos_profile_latched)
         self.create_service(SetDispatchMode, "/ems/dispatch/mode", self.on_set_mode)
-        self.create_timer(1.0 / rate, self.tick)
+        self.period_s = 1.0 / rate
+        self.demand = DemandInterval(self.declare_parameter("demand_interval_s", 900.0, ParameterDescriptor(
+            "the utility's demand interval: a held threshold keeps its mean import", min_value=60.0)).value)
+        self.create_timer(self.period_s, self.tick)
 
     def on_pcs(self, msg: PcsStatus) -> None:
         self.pcs_kw = msg.p_kw if msg.quality == GOOD else None
@@ -78,6 +82,8 @@ class Dispatcher(Node):
 
     def on_meter(self, msg: MeterReading) -> None:
         self.meter = msg if msg.quality == GOOD else None
+        if self.meter is not None:
+            self.demand.add(self._now_s(), msg.p_kw)
         if self.meter is None or self.last is None or self.pcs_kw is None:
             return
         # Fast path: export at the POI, or a request that would now export, is acted on at once.
@@ -116,15 +122,22 @@ class Dispatcher(Node):
         else:
             local = self.get_clock().now().to_datetime() + timedelta(hours=self.utc_offset_h)
             hour = local.hour + local.minute / 60.0
-            r = strategies.peak_shaving(poi, bess, self.peak_kw, self.recharge_kw,
+            r = strategies.peak_shaving(poi, bess, self._hold_kw(self.peak_kw), self.recharge_kw,
                                         strategies.in_windows(hour, self.windows), self.recharge_max_kw)
         return r.p_kw, r.reason
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds / 1e9
+
+    def _hold_kw(self, threshold_kw: float) -> float:
+        """The POI level to hold now for the demand interval's mean to stay at ``threshold_kw``."""
+        return self.demand.target_kw(self._now_s(), threshold_kw, self.period_s)
 
     def _plan_request(self, poi: float, bess: float) -> tuple[float, str]:
         plan = self.plan
         if plan is None:
             return 0.0, "no active plan: standby"
-        now_s = self.get_clock().now().nanoseconds / 1e9
+        now_s = self._now_s()
         start_s = Time.from_msg(plan.start).seconds()
         value = strategies.plan_value(list(plan.p_kw), start_s, plan.interval_s, now_s)
         if value is None:
@@ -133,9 +146,11 @@ class Dispatcher(Node):
         reason = f"plan {plan.plan_id}: {value:+.1f} kW for this interval"
         threshold = plan.peak_threshold_kw[index] if index < len(plan.peak_threshold_kw) else None
         load = strategies.site_load(poi, bess)
-        if threshold is not None and load - value > threshold:  # reality above the forecast: shave the rest
-            value = load - threshold  # (charging less comes first: a plan never charges into a new peak)
-            reason = f"plan {plan.plan_id}: {value:+.1f} kW to hold the POI at {threshold:.0f} kW"
+        hold = None if threshold is None else self._hold_kw(threshold)
+        if hold is not None and load - value > hold:  # reality above the forecast: shave the rest
+            value = load - hold  # (charging less comes first: a plan never charges into a new peak)
+            reason = (f"plan {plan.plan_id}: {value:+.1f} kW to hold the POI at {hold:.0f} kW "
+                      f"(interval mean at {threshold:.0f} kW)")
         return value, reason
 
     def _watch_peak(self) -> None:

@@ -97,3 +97,20 @@ def test_by_default_every_interval_is_re_planned_from_the_measured_state():
     noon = plan.start + timedelta(hours=12)
     again = replan(TARIFF, SETTINGS, plan, noon, float(plan.soc_pct[47]), plan.load_kw[44:48], {}, {}, 0.0, 10)
     assert again is not None and again.start == noon and again.gate.passed  # on plan, and re-planned all the same
+
+
+def test_a_re_plan_of_a_re_plan_still_corrects_by_the_departure_from_the_days_own_forecast():
+    # every interval is re-planned, so the active plan is always one interval old: the departure must be
+    # measured against the day's forecast, not against the last re-plan's single interval
+    load = office_day()
+    plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), load, soc_pct=50.0, plan_id=11)
+    noon = plan.start + timedelta(hours=12)
+    first = replan(TARIFF, SETTINGS, plan, noon, float(plan.soc_pct[47]), load[44:48] * 1.10, {}, {}, 0.0, 12)
+    later = noon + timedelta(minutes=15)
+    second = replan(TARIFF, SETTINGS, first, later, float(first.soc_pct[0]), load[45:49] * 1.10, {}, {}, 0.0, 13)
+    assert second is not None and second.start == later and second.parent_plan_id == 12
+    assert second.load_kw[0] == pytest.approx(load[49] * 1.10, rel=1e-6)  # still +10 %, measured afresh
+    assert "+10 % from the forecast" in second.notes[0]
+    assert second.forecast_method.count("(bias-corrected)") == 1
+    on_forecast = replan(TARIFF, SETTINGS, first, later, float(first.soc_pct[0]), load[45:49], {}, {}, 0.0, 14)
+    assert on_forecast.load_kw[0] == pytest.approx(load[49], rel=1e-6)  # back on the forecast: no correction

@@ -57,6 +57,13 @@ class Plan:
     forecast_method: str
     notes: list[str] = field(default_factory=list)
     parent_plan_id: int = 0  # the approved plan a re-plan continues
+    # the day's own forecast (start, kW per interval) every re-plan measures the load against and corrects:
+    # a re-plan's load_kw is already corrected, and comparing with it would hide a lasting departure
+    reference: tuple[datetime, np.ndarray] | None = None
+
+    @property
+    def reference_forecast(self) -> tuple[datetime, np.ndarray]:
+        return self.reference if self.reference is not None else (self.start, self.load_kw)
 
     @property
     def end(self) -> datetime:
@@ -168,8 +175,10 @@ def replan(tariff, settings: PlannerSettings, active: Plan, now: datetime, soc_p
     k = int((now - active.start).total_seconds() // active.interval_s)
     if k <= 0 or k >= len(active.p_kw):
         return None
-    forecast = active.load_kw[max(0, k - len(observed_kw)):k]
-    observed = np.asarray(observed_kw, dtype=float)[-len(forecast):]
+    ref_start, ref_kw = active.reference_forecast
+    j = int((now - ref_start).total_seconds() // active.interval_s)  # now, counted in the reference's intervals
+    forecast = ref_kw[max(0, j - len(observed_kw)):j]
+    observed = np.asarray(observed_kw, dtype=float)[len(observed_kw) - len(forecast):]
     seen = np.isfinite(observed)
     ratio = 1.0
     if seen.sum() >= 3 and float(np.mean(forecast[seen])) > 0:  # three measured intervals to act on
@@ -179,10 +188,13 @@ def replan(tariff, settings: PlannerSettings, active: Plan, now: datetime, soc_p
     if abs(ratio - 1.0) * 100.0 < settings.replan_deviation_pct and abs(soc_off) < settings.replan_soc_deviation_pct:
         return None
     # the error decays back to the forecast over about four hours: a warm afternoon is not a warm night
-    weights = np.exp(-np.arange(len(active.load_kw) - k) / 16.0)
-    rest = active.load_kw[k:] * (1.0 + (ratio - 1.0) * weights)
+    weights = np.exp(-np.arange(len(ref_kw) - j) / 16.0)
+    rest = ref_kw[j:] * (1.0 + (ratio - 1.0) * weights)
     start = active.start + timedelta(seconds=k * active.interval_s)
     note = (f"re-plan at {now.isoformat()}: the last hour's load is {100 * (ratio - 1):+.0f} % from the forecast, "
             f"the SOC {soc_off:+.1f} points from the plan")
-    return _plan(tariff, settings, plan_id, start, rest, soc_pct, prior_peak, prior_on_peak, previous_p_kw,
-                 f"{active.forecast_method} (bias-corrected)", [note], None, parent=active.plan_id)
+    plan = _plan(tariff, settings, plan_id, start, rest, soc_pct, prior_peak, prior_on_peak, previous_p_kw,
+                 f"{active.forecast_method.removesuffix(' (bias-corrected)')} (bias-corrected)", [note], None,
+                 parent=active.plan_id)
+    plan.reference = (ref_start, ref_kw)
+    return plan
