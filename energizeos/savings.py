@@ -76,9 +76,11 @@ def build_graph(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir
         "watchdog_hz": hz, "meter_watchdog_s": watchdog, "bms_watchdog_s": watchdog, "relay_watchdog_s": watchdog,
         "pcs_watchdog_s": watchdog, "meter_failsafe_s": watchdog, "request_timeout_s": watchdog,
         "pcs_reversion_s": watchdog, "pcs_rated_kw": cfg.bess_kw,
-        # the ramp budget is per elapsed second between decisions; at a 60 s step several decisions share
-        # one instant and would hold the PCS one step behind. A 1 s ramp is invisible at this resolution.
-        "ramp_kw_per_s": 1e6}))
+        # no ramp limit (0): its budget is per elapsed second between decisions, and at a 60 s step the
+        # decision on the meter reading and the one on the dispatcher's request share one instant, so any
+        # finite rate held every increase back a whole step (measured: the PCS two steps behind the request).
+        # A 1 s ramp is invisible at this resolution.
+        "ramp_kw_per_s": 0.0}))
     mode = {"none": "standby", "threshold": "threshold", "planned": "plan"}[cfg.strategy]
     nodes.append(Dispatcher(executor=ex, parameter_overrides={
         "mode": mode, "control_rate_hz": hz, "baseline_peak_shaving_kw": threshold_kw,

@@ -37,7 +37,9 @@ class LoadTracker:
         """A POI reading; with the latest PCS power it gives the site load (load = POI + BESS)."""
         if not good or not math.isfinite(poi_kw) or self.pcs_kw is None:
             return  # a gap stays a gap
-        k = t_ns // NS // INTERVAL_S
+        # a reading reports what has just been: one taken on a boundary closes the interval before it
+        # (as the plant, the revenue meter's demand register and the dispatcher's DemandInterval count it)
+        k = (t_ns - 1) // NS // INTERVAL_S
         b = self.bins.setdefault(k, _Bin())
         b.load_sum += poi_kw + self.pcs_kw
         b.poi_sum += poi_kw
