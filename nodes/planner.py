@@ -63,6 +63,9 @@ class Planner(Node):
                 "re-plan when the load departs this much from the forecast (0: every interval)", min_value=0.0)).value,
             replan_soc_deviation_pct=p("replan_soc_deviation_pct", 0.0, ParameterDescriptor(
                 "... or the SOC this many points from the plan (0: every interval)", min_value=0.0)).value,
+            bias_decay_intervals=p("bias_decay_intervals", 0.0, ParameterDescriptor(
+                "how fast a re-plan's correction for the measured departure fades, in 15-minute intervals "
+                "(e-folding); 0: it holds for the rest of the day", min_value=0.0)).value,
             threshold_margin_pct=p("threshold_margin_pct", 0.0, ParameterDescriptor(
                 "plan the POI threshold for a load this much above the forecast", min_value=0.0,
                 max_value=50.0)).value)

@@ -76,7 +76,10 @@ def test_replan_waits_for_a_real_departure_then_plans_the_rest_of_the_day_from_t
     assert again is not None and again.parent_plan_id == 4 and again.start == noon and len(again.p_kw) == 48
     assert again.soc_start_pct == 40.0 and again.gate.passed
     assert again.load_kw[0] == pytest.approx(load[48] * (1 + 0.25 * 1.0), rel=1e-6)  # corrected, decaying
-    assert again.load_kw[-1] == pytest.approx(load[-1], rel=0.02)  # back near the forecast by midnight
+    assert again.load_kw[-1] == pytest.approx(load[-1] * 1.25, rel=1e-6)  # by default the departure holds all day
+    fading = replan(TARIFF, _replace(settings, bias_decay_intervals=16.0), plan, noon, 40.0, load[44:48] * 1.25,
+                    {"2025-07": 800.0}, {}, 0.0, 6)
+    assert fading.load_kw[-1] == pytest.approx(load[-1] * (1 + 0.25 * np.exp(-47 / 16)), rel=1e-6)  # or fades
     assert "re-plan at" in again.notes[0] and "+25 % from the forecast" in again.notes[0]
 
 
@@ -114,3 +117,14 @@ def test_a_re_plan_of_a_re_plan_still_corrects_by_the_departure_from_the_days_ow
     assert second.forecast_method.count("(bias-corrected)") == 1
     on_forecast = replan(TARIFF, SETTINGS, first, later, float(first.soc_pct[0]), load[45:49], {}, {}, 0.0, 14)
     assert on_forecast.load_kw[0] == pytest.approx(load[49], rel=1e-6)  # back on the forecast: no correction
+
+
+def test_the_terminal_target_is_not_bought_back_at_an_evening_rate_the_night_refills_for_less():
+    from energizeos.planning.day_ahead import refill_cost
+
+    plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), office_day(), soc_pct=50.0, plan_id=15)
+    # the cheapest rate of the next day is summer super off-peak, 0.10 $/kWh, through 95 % charging
+    assert refill_cost(TARIFF, plan.end, SETTINGS.battery) == pytest.approx(0.10 / 0.95)
+    evening = slice(84, 96)  # 21:00-24:00, off-peak at 0.15 $/kWh
+    assert np.all(plan.p_kw[evening] > -1.0)  # no recharge bought at 0.15 that 0.10 would buy after midnight
+    assert plan.soc_pct[-1] < 50.0 and any("below the terminal SOC target" in n for n in plan.notes)
