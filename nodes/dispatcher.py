@@ -130,8 +130,10 @@ class Dispatcher(Node):
         return self.get_clock().now().nanoseconds / 1e9
 
     def _hold_kw(self, threshold_kw: float) -> float:
-        """The POI level to hold now for the demand interval's mean to stay at ``threshold_kw``."""
-        return self.demand.target_kw(self._now_s(), threshold_kw, self.period_s)
+        """The POI level to hold now for the demand interval's mean to stay at ``threshold_kw``. What is
+        left to make up is spread over at least a minute, so the interval's last seconds are not asked
+        for a burst of full power (the arbiter's ramp would not allow it anyway)."""
+        return self.demand.target_kw(self._now_s(), threshold_kw, max(self.period_s, 60.0))
 
     def _plan_request(self, poi: float, bess: float) -> tuple[float, str]:
         plan = self.plan
