@@ -128,3 +128,19 @@ def test_the_terminal_target_is_not_bought_back_at_an_evening_rate_the_night_ref
     evening = slice(84, 96)  # 21:00-24:00, off-peak at 0.15 $/kWh
     assert np.all(plan.p_kw[evening] > -1.0)  # no recharge bought at 0.15 that 0.10 would buy after midnight
     assert plan.soc_pct[-1] < 50.0 and any("below the terminal SOC target" in n for n in plan.notes)
+
+
+def test_a_trip_or_a_short_event_does_not_steer_the_rest_of_the_day():
+    load = office_day()
+    plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), load, soc_pct=50.0, plan_id=16)
+    noon = plan.start + timedelta(hours=12)
+    soc = float(plan.soc_pct[47])
+    # the breaker open for an interval (0 kW measured), another with a short drop, two on the forecast
+    tripped = np.array([0.0, load[45] * 0.7, load[46], load[47]])
+    again = replan(TARIFF, SETTINGS, plan, noon, soc, tripped, {}, {}, 0.0, 17)
+    assert again.load_kw[0] == pytest.approx(load[48] * 1.0, rel=1e-6)  # median of 0.7, 1.0, 1.0
+    heavy = replan(TARIFF, SETTINGS, plan, noon, soc, np.array([0.0, *(load[45:48] * 1.08)]), {}, {}, 0.0, 18)
+    assert heavy.load_kw[0] == pytest.approx(load[48] * 1.08, rel=1e-6)  # a real departure still counts
+    too_few = replan(TARIFF, SETTINGS, plan, noon, soc, np.array([0.0, 0.0, load[46] * 1.2, load[47] * 1.2]),
+                     {}, {}, 0.0, 19)
+    assert too_few.load_kw[0] == pytest.approx(load[48], rel=1e-6)  # two typical intervals are not enough
