@@ -107,6 +107,9 @@ class Planning(_Strict):
     replan_deviation_pct: float = Field(0.0, ge=0)  # 0: re-plan every interval (rolling horizon)
     replan_soc_deviation_pct: float = Field(0.0, ge=0)
     bias_decay_intervals: float = Field(0.0, ge=0)  # a re-plan's load correction fades (e-folding); 0: holds all day
+    # the month's non-coincident peak is planned as at least what a full battery could have held on the
+    # heaviest of this many recent days (energizeos/planning/demand_floor.py); 0: off
+    demand_floor_days: int = Field(14, ge=0, le=42)
 
 
 class Ems(_Strict):
@@ -222,7 +225,8 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                          "bess_kwh": pl.bess_kwh, "terminal_soc_pct": pl.terminal_soc_pct,
                          "replan_deviation_pct": pl.replan_deviation_pct,
                          "replan_soc_deviation_pct": pl.replan_soc_deviation_pct,
-                         "bias_decay_intervals": pl.bias_decay_intervals, "bess_kw": s.pcs_rated_kw,
+                         "bias_decay_intervals": pl.bias_decay_intervals,
+                         "demand_floor_days": pl.demand_floor_days, "bess_kw": s.pcs_rated_kw,
                          "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,
                          "soc_max_pct": s.soc_max_pct, "export_limit_kw": s.export_limit_kw,
                          "site": config.site, "timezone": config.timezone, "db_url": config.records.db_url}

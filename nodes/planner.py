@@ -71,6 +71,10 @@ class Planner(Node):
                 max_value=50.0)).value)
         self.holidays = _parse_holidays(p("holidays", "us-federal", ParameterDescriptor(
             "days the site runs as on a Sunday: us-federal, none, or ISO dates separated by commas")).value)
+        self.demand_floor_days = p("demand_floor_days", 14, ParameterDescriptor(
+            "plan the month's non-coincident peak as at least the level a full battery could have held "
+            "on the heaviest of this many recent days (0: off)", min_value=0, max_value=HISTORY_DAYS)).value
+        self._floor: tuple[date, dict] | None = None  # (the local day it was found for, the floor)
         db_url = p("db_url", "").value
         check_s = p("check_period_s", 60.0, ParameterDescriptor("how often the schedule is looked at",
                                                                 min_value=1.0, max_value=900.0)).value
@@ -252,8 +256,32 @@ class Planner(Node):
         self._peaks_done_k = k_now - 1
 
     def _prior_peaks(self) -> tuple[dict[str, float], dict[str, float]]:
-        """The peaks already set (billed) this month: non-coincident and on-peak, by month."""
-        return dict(self.month_peak), dict(self.month_on_peak)
+        """The peaks already set (billed) this month, non-coincident and on-peak, by month; the
+        non-coincident one at least the demand floor (energizeos.planning.demand_floor)."""
+        peaks = dict(self.month_peak)
+        floor = self._demand_floor()
+        if floor:
+            now = self.now()
+            for t in (now, now + timedelta(days=1)):  # today's month and tomorrow's
+                month = self.tariff.interval_prices(t, 1, INTERVAL_S).month_key[0]
+                peaks[month] = max(peaks.get(month, 0.0), floor["kw"])
+        return peaks, dict(self.month_on_peak)
+
+    def _demand_floor(self) -> dict:
+        """The floor from the ``demand_floor_days`` whole days before today, found once a day."""
+        if self.demand_floor_days <= 0:
+            return {}
+        today = self.now().astimezone(ZoneInfo(self.tz)).date()
+        if self._floor is None or self._floor[0] != today:
+            from energizeos.planning.demand_floor import demand_floor
+
+            start, _n = local_day(today, self.tz)
+            floor = demand_floor(self.tracker.history(start, self.demand_floor_days), self.settings.battery, self.tz)
+            self._floor = (today, floor)
+            if floor:
+                self.get_logger().info(f"demand floor {floor['kw']:.1f} kW: what a full battery could have held "
+                                       f"on {floor['day']}")
+        return self._floor[1]
 
     # --- gate, approval, activation ---------------------------------------------------------------
     def _records(self):

@@ -37,16 +37,20 @@ def site_load(t: datetime) -> float:
 
 
 class Site:
-    def __init__(self, tmp_path, approval: str = "auto", surge: float = 1.0) -> None:
+    def __init__(self, tmp_path, approval: str = "auto", surge: float = 1.0, friday_surge: float = 1.0,
+                 **overrides) -> None:
         self.url = f"sqlite:///{tmp_path / 'r.db'}"
         self.ex = SimExecutor(MONDAY.astimezone(UTC))
         self.surge = surge  # reality / the usual profile, from Monday noon on
         self.planner = Planner(executor=self.ex, parameter_overrides={
             "db_url": self.url, "approval": approval, "check_period_s": 60.0, "plan_hour": 17,
             "replan_deviation_pct": 10.0,  # re-plans only on a real departure, to see each one
-            "replan_soc_deviation_pct": 100.0})  # this probe has no battery: its SOC never follows a plan
+            "replan_soc_deviation_pct": 100.0,  # this probe has no battery: its SOC never follows a plan
+            **overrides})
         begin = MONDAY.astimezone(UTC) - timedelta(days=28)
-        values = [site_load(begin + timedelta(seconds=INTERVAL_S * (i + 0.5))) for i in range(28 * 96)]
+        times = [begin + timedelta(seconds=INTERVAL_S * (i + 0.5)) for i in range(28 * 96)]
+        friday = (MONDAY - timedelta(days=3)).date()  # a heavier Friday before, when asked for
+        values = [site_load(t) * (friday_surge if t.astimezone(LA).date() == friday else 1.0) for t in times]
         self.planner.tracker.seed(LoadHistory(begin, INTERVAL_S, np.array(values)))
         probe = Node("probe", executor=self.ex)
         self.meter = probe.create_publisher(MeterReading, "/site/poi/meter", 10)
@@ -99,6 +103,35 @@ def test_day_ahead_plan_is_gated_approved_by_policy_activated_at_midnight_and_re
         assert audit.verify(session).ok
         body = json.loads(next(p for p in plans if p.plan_id == tomorrow.plan_id).body_json)
         assert body["forecast_method"] == "similar-day" and len(body["load_forecast_kw"]) == 96
+
+
+def test_the_demand_floor_keeps_the_plan_from_shaving_below_what_a_heavy_day_will_set(tmp_path):
+    from energizeos.planning.demand_floor import holdable_level
+
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "floored").mkdir()
+    plain = Site(tmp_path / "plain", friday_surge=1.4, demand_floor_days=0)
+    floored = Site(tmp_path / "floored", friday_surge=1.4, demand_floor_days=7)
+    for site in (plain, floored):
+        site.run_until(MONDAY + timedelta(minutes=5))
+    # the floor: what a full battery could have held the heavy Friday (1.4 x the usual day) under
+    battery = floored.planner.settings.battery
+    friday = 1.4 * np.array([site_load(MONDAY - timedelta(days=3) + timedelta(seconds=INTERVAL_S * (i + 0.5)))
+                             for i in range(96)])
+    usable = battery.energy_kwh * (battery.soc_max_pct - battery.floor_pct) / 100 * battery.discharge_efficiency
+    floor = holdable_level(friday, usable, battery.power_kw, INTERVAL_S)
+    assert 900.0 < floor < 1260.0  # above Monday's own peak (900 kW), below the Friday's
+    assert floored.planner._prior_peaks()[0]["2025-07"] == pytest.approx(floor)
+    assert "2025-07" not in plain.planner._prior_peaks()[0]  # nothing measured this month yet
+    # Monday's plan: without the floor it shaves Monday's midday peak; with it, the battery's energy
+    # is kept for the on-peak hours and the midday peak is left (the Friday will be billed anyway)
+    plain_plan, floored_plan = plain.planner.active, floored.planner.active
+    midday = slice(40, 60)  # 10:00-15:00 of the rest-of-today plan (it starts at 00:15, index 0)
+    assert max(plain_plan.load_kw[midday] - plain_plan.grid_kw[midday]) > 50.0
+    assert max(floored_plan.load_kw[midday] - floored_plan.grid_kw[midday]) < 1.0
+    on_peak = slice(63, 83)  # 16:00-21:00
+    discharged = [float(np.sum(np.clip(plan.p_kw[on_peak], 0, None))) for plan in (floored_plan, plain_plan)]
+    assert discharged[0] > discharged[1]
 
 
 def test_manual_policy_waits_for_a_user_with_the_right_role(tmp_path):

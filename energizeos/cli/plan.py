@@ -23,6 +23,7 @@ def plan(
     from zoneinfo import ZoneInfo
 
     from energizeos.planning.day_ahead import PlannerSettings, local_day, plan_day
+    from energizeos.planning.demand_floor import demand_floor, history_tail
     from energizeos.planning.forecast import ForecastError, forecast_day
     from energizeos.planning.history import site_load_history
     from energizeos.planning.lp import Battery
@@ -55,7 +56,15 @@ def plan(
     settings = PlannerSettings(site=cfg.site, tz=tz, export_limit_kw=s.export_limit_kw, battery=Battery(
         power_kw=s.pcs_rated_kw, energy_kwh=cfg.ems.planning.bess_kwh, soc_min_pct=s.soc_min_pct,
         soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct))
-    result = plan_day(tariff, settings, target, fc.values, soc, plan_id=0, method=fc.method, notes=fc.notes)
+    floor_days = cfg.ems.planning.demand_floor_days
+    floor = demand_floor(history_tail(history, floor_days), settings.battery, tz) if floor_days else {}
+    notes = list(fc.notes)
+    prior_peak = {}
+    if floor:
+        prior_peak = {tariff.interval_prices(start, 1, 900).month_key[0]: floor["kw"]}
+        notes.append(f"demand floor {floor['kw']:.1f} kW: what a full battery could have held on {floor['day']}")
+    result = plan_day(tariff, settings, target, fc.values, soc, prior_peak=prior_peak, plan_id=0, method=fc.method,
+                      notes=notes)
     if as_json:
         print(json.dumps({"date": target.isoformat(), "gate_passed": result.gate.passed,
                           "gate_findings": result.gate.findings, **result.body()}))

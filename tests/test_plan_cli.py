@@ -1,0 +1,87 @@
+"""``energizeos plan --date D``: a day planned from the stored history, with the month's demand floor."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+import yaml
+from sqlalchemy import insert
+from typer.testing import CliRunner
+
+from energizeos.cli.main import app
+from energizeos.planning.demand_floor import holdable_level
+from energizeos.planning.history import BESS_POINT, POI_POINT
+from energizeos.records.db import init_db, make_engine
+from energizeos.records.models import Telemetry
+
+LA = ZoneInfo("America/Los_Angeles")
+SITE_CONFIG = Path(__file__).resolve().parents[1] / "config" / "sim_site.yaml"
+DAY = date(2025, 7, 16)  # a Wednesday
+HEAVY = date(2025, 7, 11)  # the Friday before: 1.4 x the usual day
+
+
+def usual_day() -> np.ndarray:
+    """Office-like: 300 kW at night, up to 900 kW mid-afternoon."""
+    h = np.arange(96) / 4.0 + 0.125
+    return 300.0 + 600.0 * np.clip(np.sin((h - 6.0) / 13.0 * np.pi), 0.0, None)
+
+
+@pytest.fixture
+def records(tmp_path):
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    engine = make_engine(url)
+    init_db(engine)
+    rows = []
+    for back in range(1, 22):  # three weeks of weekdays and weekends, one reading per interval
+        day = DAY - timedelta(days=back)
+        start = datetime(day.year, day.month, day.day, tzinfo=LA).astimezone(UTC)
+        load = usual_day() * (1.4 if day == HEAVY else 1.0) if day.weekday() < 5 else np.full(96, 350.0)
+        for i, kw in enumerate(load):
+            t = start + timedelta(seconds=900 * i + 450)
+            rows += [{"point": POI_POINT, "time": t, "value": float(kw), "quality": 0},
+                     {"point": BESS_POINT, "time": t, "value": 0.0, "quality": 0}]
+    with engine.begin() as conn:
+        conn.execute(insert(Telemetry.__table__), rows)
+    engine.dispose()
+    return url
+
+
+def plan(tmp_path, url: str, floor_days: int) -> dict:
+    config = yaml.safe_load(SITE_CONFIG.read_text())
+    config["ems"]["planning"]["demand_floor_days"] = floor_days
+    path = tmp_path / f"site_{floor_days}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = CliRunner().invoke(app, ["plan", "--date", DAY.isoformat(), "--soc", "90", "--site-config", str(path),
+                                   "--db", url, "--json"])
+    assert run.exit_code == 0, run.output
+    return json.loads(run.output)
+
+
+def test_the_plan_is_floored_at_what_a_full_battery_could_hold_on_the_heaviest_recent_day(tmp_path, records):
+    floored, plain = plan(tmp_path, records, 14), plan(tmp_path, records, 0)
+    usable = 1000.0 * (95.0 - 15.0) / 100.0 * 0.95  # the reference battery's SOC window, at the AC side
+    floor = holdable_level(1.4 * usual_day(), usable, 500.0, 900)
+    assert any(n.startswith(f"demand floor {floor:.1f} kW") and str(HEAVY) in n for n in floored["notes"])
+    assert not any("demand floor" in n for n in plain["notes"])
+    # without the floor the plan shaves the midday peak of an ordinary day; with it, the Friday's level
+    # will be billed anyway, so the day's energy goes to the on-peak hours (and charging may use the
+    # room under the floor, never above it)
+    midday = int(np.argmax(usual_day()))
+    assert plain["p_kw"][midday] > 20.0 and max(plain["grid_kw"]) < max(usual_day()) - 20.0
+    assert floored["p_kw"][midday] <= 0.0 and max(floored["grid_kw"]) <= floor + 1.0
+    on_peak = slice(64, 84)
+    assert sum(floored["p_kw"][on_peak]) > sum(plain["p_kw"][on_peak])
+
+
+def test_a_floor_window_longer_than_the_history_is_refused_by_the_site_config(tmp_path, records):
+    config = yaml.safe_load(SITE_CONFIG.read_text())
+    config["ems"]["planning"]["demand_floor_days"] = 60
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = CliRunner().invoke(app, ["plan", "--date", DAY.isoformat(), "--site-config", str(path), "--db", records])
+    assert run.exit_code == 2 and "demand_floor_days" in run.output
