@@ -15,7 +15,13 @@
 5. IEEE 1547 enter service: after a trip or loss of grid, nothing until V and f have been
    inside the enter-service window continuously for the delay, then a linear ramp.
 6. Export limit: the command never plans POI export beyond the limit, given the latest POI
-   reading and the present PCS output (site load = POI + PCS).
+   reading and the present PCS output (site load = POI + PCS). The two readings must be a pair:
+   a PCS reading sampled before the POI reading (by more than ``reading_pair_window_s``) after
+   which the command moved by more than the export margin says what the PCS did then, not while
+   the POI was measured (the new set-point took effect between the two samples), and POI + PCS
+   is not the site load. Until the PCS is read again, a POI that shows no export keeps what is
+   already granted and allows no increase; a POI that shows export is cut at once from the lower
+   of the two PCS values.
 
 Sign conventions: BESS power > 0 discharges; POI power > 0 imports.
 """
@@ -45,6 +51,7 @@ class Limits:
     ramp_kw_per_s: float = 250.0
     export_limit_kw: float = 0.0  # 0: zero export
     export_margin_kw: float = 5.0  # keep this much import when limiting against export
+    reading_pair_window_s: float = 0.25  # a PCS reading this much older than the POI reading no longer explains it
     es_v_min_pu: float = 0.917
     es_v_max_pu: float = 1.05
     es_f_min_hz: float = 59.5
@@ -58,6 +65,7 @@ class MeterIn:
     p_kw: float
     good: bool
     received_ns: int
+    sampled_ns: int | None = None  # the reading's own sample time (header stamp); None: unknown
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,8 @@ class PcsIn:
     good: bool
     received_ns: int
     fault: bool = False  # the PCS reports its FAULT state: nothing may be dispatched to it
+    sampled_ns: int | None = None  # the reading's own sample time (header stamp); None: unknown
+    command_kw: float | None = None  # the arbiter's command in force when it was sampled; None: unknown
 
 
 @dataclass(frozen=True)
@@ -327,17 +337,8 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
     # 6. export limit: predicted POI = site load - command >= -limit
     if meter_ok and state.pcs is not None:
         assert meter is not None
-        site_load = meter.p_kw + state.pcs.p_kw
-        # an unknown site load (a PCS reading that is not a number) allows no discharge at all
-        export_cap = max(0.0, site_load + limits.export_limit_kw - limits.export_margin_kw) \
-            if math.isfinite(site_load) else 0.0
-        if export_cap < high:
-            high = export_cap
-            if request > export_cap:
-                reasons.append(Reason("EXPORT_LIMIT",
-                                      f"POI {meter.p_kw:.1f} kW with the PCS at {state.pcs.p_kw:.1f} kW: site load "
-                                      f"{site_load:.1f} kW, so discharge <= {export_cap:.1f} kW keeps export within "
-                                      f"{limits.export_limit_kw:g} kW"))
+        high, found = _export_cap(meter, state.pcs, state.last_granted_kw, request, high, limits)
+        reasons += found
     # ramp on increases of magnitude only: reducing toward 0 kW is the safe direction
     target = _clip(request, min(low, 0.0), max(high, 0.0))
     if state.last_decision_ns is not None and limits.ramp_kw_per_s > 0:
@@ -356,6 +357,50 @@ def decide(state: SiteState, request_kw: float, limits: Limits, now_ns: int) -> 
     if not reasons:
         reasons.append(Reason("LIMITED", "limited by the permissive chain"))
     return Decision(request_kw, target, outcome, tuple(reasons))
+
+
+def sampled_ns(stamp) -> int | None:
+    """A reading's sample time from its header stamp (sec, nanosec); None when the device left it unset."""
+    return stamp.sec * NS + stamp.nanosec or None
+
+
+def readings_paired(meter: MeterIn, pcs: PcsIn, last_granted_kw: float, limits: Limits) -> bool:
+    """Whether POI + PCS is the site load: the PCS reading was sampled with the POI reading (within the
+    pairing window), or the command has not moved by more than the export margin since it was sampled
+    (readings without a sample time count as paired)."""
+    if meter.sampled_ns is None or pcs.sampled_ns is None:
+        return True
+    if pcs.sampled_ns >= meter.sampled_ns - limits.reading_pair_window_s * NS:
+        return True
+    before = pcs.command_kw if pcs.command_kw is not None else pcs.p_kw
+    return abs(last_granted_kw - before) <= limits.export_margin_kw
+
+
+def _export_cap(meter: MeterIn, pcs: PcsIn, last_granted_kw: float, request: float, high: float,
+                limits: Limits) -> tuple[float, list[Reason]]:
+    """The discharge ceiling the export limit allows (rule 6), and the reason when it binds."""
+    site_load = meter.p_kw + pcs.p_kw
+    paired = readings_paired(meter, pcs, last_granted_kw, limits)
+    if not paired:  # the PCS may have moved since its reading: count the lower of it and the last command
+        site_load = meter.p_kw + min(pcs.p_kw, last_granted_kw)
+    # an unknown site load (a PCS reading that is not a number) allows no discharge at all
+    cap = max(0.0, site_load + limits.export_limit_kw - limits.export_margin_kw) if math.isfinite(site_load) else 0.0
+    held = ""
+    if not paired and math.isfinite(site_load) and meter.p_kw >= -limits.export_limit_kw and last_granted_kw > cap:
+        # the POI exports nothing with the PCS on its way to the last command: keep that command (a cut here
+        # would be undone by the next paired reading: the loop oscillated a step at a time, measured)
+        cap, held = last_granted_kw, " (held until the PCS is read again)"
+    if cap >= high:
+        return high, []
+    if request <= cap:
+        return cap, []
+    if not paired:
+        text = (f"POI {meter.p_kw:.1f} kW sampled after the last PCS reading ({pcs.p_kw:.1f} kW): discharge <= "
+                f"{cap:.1f} kW{held or ' keeps export within ' + format(limits.export_limit_kw, 'g') + ' kW'}")
+        return cap, [Reason("EXPORT_LIMIT", text)]
+    return cap, [Reason("EXPORT_LIMIT", f"POI {meter.p_kw:.1f} kW with the PCS at {pcs.p_kw:.1f} kW: site load "
+                                        f"{site_load:.1f} kW, so discharge <= {cap:.1f} kW keeps export within "
+                                        f"{limits.export_limit_kw:g} kW")]
 
 
 def decide_breaker(state: SiteState, action: int, requested_by: str, limits: Limits, now_ns: int,

@@ -4,16 +4,21 @@ Modes: standby, export_limit (zero export / self-consumption), peak_shaving (TOU
 plan (follow /ems/plan/active), manual (a named user's set-point), threshold (the OpenEMS-style
 fixed-threshold baseline). A POI reading that shows export, or a drop in site load, sends a new
 request at once instead of waiting for the next period, so export is cleared fast during load
-drops. The safety arbiter decides what is actually done.
+drops. The site load is POI + PCS only for readings that belong together: a POI reading newer than
+the PCS reading, with a request since that moved by more than the export margin (the new set-point
+may have taken effect between the two samples), is not acted on until the PCS is read again, unless
+it shows export. The safety arbiter decides what is actually done.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from datetime import timedelta
 
 from energizeos import runtime
 from energizeos.nodes import dispatch_strategies as strategies
+from energizeos.nodes.arbiter_rules import sampled_ns
 from energizeos.nodes.conditions import ConditionReporter
 from energizeos.nodes.demand_interval import DemandInterval
 from energizeos.nodes.events import EventReporter
@@ -51,6 +56,9 @@ class Dispatcher(Node):
             "also send a request on every POI reading (control at the meter rate)")).value
         self.baseline_peak_kw = self.declare_parameter("baseline_peak_shaving_kw", 500.0).value
         self.baseline_recharge_kw = self.declare_parameter("baseline_recharge_kw", 300.0).value
+        self.charge_headroom_pct = self.declare_parameter("charge_headroom_pct", 1.0, ParameterDescriptor(
+            "charging under a plan keeps the POI this much under the plan's threshold", min_value=0.0,
+            max_value=20.0)).value
         self.peak_alarm_s = self.declare_parameter("peak_alarm_delay_s", 60.0, ParameterDescriptor(
             "POI import above the peak threshold this long raises EMS_PEAK_NOT_SHAVED", min_value=1.0)).value
         self.conditions = ConditionReporter(self)
@@ -61,6 +69,10 @@ class Dispatcher(Node):
         self.manual_user = ""
         self.meter: MeterReading | None = None
         self.pcs_kw: float | None = None
+        self.pcs_sampled_ns: int | None = None
+        self._sent: deque[tuple[int, float]] = deque(maxlen=64)  # (stamp, kW) of recent requests: to pair readings
+        self.pair_window_ns = round(self.declare_parameter("reading_pair_window_s", 0.25, ParameterDescriptor(
+            "a PCS reading this much older than the POI reading does not explain it", min_value=0.0)).value * 1e9)
         self.plan: DispatchPlan | None = None
         self.last: DispatchRequest | None = None
         self._request_id = self.get_clock().now().nanoseconds // 1_000_000 * 1000
@@ -75,7 +87,11 @@ class Dispatcher(Node):
         self.create_timer(self.period_s, self.tick)
 
     def on_pcs(self, msg: PcsStatus) -> None:
+        waiting = self.meter is not None and not self._paired()
         self.pcs_kw = msg.p_kw if msg.quality == GOOD else None
+        self.pcs_sampled_ns = sampled_ns(msg.header.stamp)
+        if waiting and self._paired():  # the POI reading that came first can be acted on now
+            self._fast_path()
 
     def on_plan(self, msg: DispatchPlan) -> None:
         self.plan = msg
@@ -84,11 +100,31 @@ class Dispatcher(Node):
         self.meter = msg if msg.quality == GOOD else None
         if self.meter is not None:
             self.demand.add(self._now_s(), msg.p_kw)
+        self._fast_path()
+
+    def _paired(self) -> bool:
+        """Whether POI + PCS is the site load now: the PCS reading was sampled with the POI reading (within the
+        pairing window), or no request since it was sampled moved by more than the export margin (readings
+        without a sample time count as paired)."""
+        meter_ns = None if self.meter is None else sampled_ns(self.meter.header.stamp)
+        if meter_ns is None or self.pcs_sampled_ns is None or self.last is None:
+            return True
+        if self.pcs_sampled_ns >= meter_ns - self.pair_window_ns:
+            return True
+        # the request in force when the PCS was read (one sent at the same instant had not reached it yet)
+        earlier = [kw for ns, kw in self._sent if ns < self.pcs_sampled_ns]
+        before = earlier[-1] if earlier else (self.pcs_kw or 0.0)
+        return abs(self.last.p_kw - before) <= self.export_margin_kw
+
+    def _fast_path(self) -> None:
+        """Export at the POI, or a request that would now export, is acted on at once."""
         if self.meter is None or self.last is None or self.pcs_kw is None:
             return
-        # Fast path: export at the POI, or a request that would now export, is acted on at once.
-        exporting = msg.p_kw < -self.export_limit_kw
-        would_export = self.last.p_kw > 0 and strategies.site_load(msg.p_kw, self.pcs_kw) < self.last.p_kw
+        poi = self.meter.p_kw
+        exporting = poi < -self.export_limit_kw
+        # unpaired, POI + PCS under-reads the load while the PCS rises to its new set-point: acting on it cut
+        # the discharge every other step (measured)
+        would_export = self._paired() and self.last.p_kw > 0 and strategies.site_load(poi, self.pcs_kw) < self.last.p_kw
         if exporting or would_export:
             self.tick(urgent=True)
         elif self.event_driven:
@@ -102,6 +138,8 @@ class Dispatcher(Node):
             if self.mode == "manual":
                 return self.manual_kw, f"manual set-point by {self.manual_user or 'configuration'}"
             return 0.0, "no fresh POI or PCS reading: standby"
+        if not self._paired() and self.last is not None and self.meter.p_kw >= -self.export_limit_kw:
+            return self.last.p_kw, "the POI reading is newer than the PCS reading: holding the last request"
         p_kw, reason = self._mode_request(self.meter.p_kw, self.pcs_kw)
         if p_kw > 0 and self.mode != "export_limit":  # every discharge keeps the export limit in view
             ceiling = max(0.0, strategies.site_load(self.meter.p_kw, self.pcs_kw) + self.export_limit_kw
@@ -149,6 +187,15 @@ class Dispatcher(Node):
         threshold = plan.peak_threshold_kw[index] if index < len(plan.peak_threshold_kw) else None
         load = strategies.site_load(poi, bess)
         hold = None if threshold is None else self._hold_kw(threshold)
+        if hold is not None and value < 0:
+            # charging keeps a headroom under the threshold: acting a reading late, a charge that rides the
+            # threshold overshoots it a little, and each overshoot is the month's new peak that the next
+            # night charges up to again (measured, MediumOffice July: +0.5 kW a night, +8 kW in the month)
+            room = self._hold_kw(threshold * (1.0 - self.charge_headroom_pct / 100.0))
+            if load - value > room:
+                value = min(0.0, load - room)
+                reason = (f"plan {plan.plan_id}: {value:+.1f} kW, charging held at {room:.0f} kW "
+                          f"({self.charge_headroom_pct:g} % under the {threshold:.0f} kW threshold)")
         if hold is not None and load - value > hold:  # reality above the forecast: shave the rest
             value = load - hold  # (charging less comes first: a plan never charges into a new peak)
             reason = (f"plan {plan.plan_id}: {value:+.1f} kW to hold the POI at {hold:.0f} kW "
@@ -187,6 +234,7 @@ class Dispatcher(Node):
                               peak_threshold_kw=self.threshold_in_force())
         self.pub.publish(msg)
         self.last = msg
+        self._sent.append((sampled_ns(msg.header.stamp) or 0, msg.p_kw))
 
     def threshold_in_force(self) -> float:
         """The POI import limit the active mode holds (NaN when it holds none): reports draw it."""

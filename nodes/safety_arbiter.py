@@ -1,16 +1,18 @@
 """safety_arbiter: the only writer of PCS and breaker commands.
 
 It keeps the latest reading of every input with its arrival time, and decides (rules in
-arbiter_rules.decide) whenever a dispatch request or a POI meter reading arrives, and on a
-watchdog tick, so a stale input is noticed even when nothing else happens. Every decision is
-published with its reasons on /ems/arbiter/decision, the interlock chain on
-/ems/arbiter/interlocks, and the command on /bess/pcs/command. Breaker requests come through one
-service, /ems/breaker/request, checked against the whole chain and answered with the reasons.
+arbiter_rules.decide) whenever a dispatch request or a POI meter reading arrives, when the PCS
+reading that pairs with a POI reading arrives (export limit), and on a watchdog tick, so a stale
+input is noticed even when nothing else happens. Every decision is published with its reasons on
+/ems/arbiter/decision, the interlock chain on /ems/arbiter/interlocks, and the command on
+/bess/pcs/command. Breaker requests come through one service, /ems/breaker/request, checked
+against the whole chain and answered with the reasons.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import replace
 
 from energizeos import runtime
@@ -54,6 +56,7 @@ class SafetyArbiter(Node):
         self._request_ns = 0
         self._decision_id = self.get_clock().now().nanoseconds // 1_000_000 * 1000  # unique across restarts
         self.last_decision: rules.Decision | None = None
+        self._commands: deque[tuple[int, float]] = deque(maxlen=64)  # (decided at, kW): to pair PCS readings
         self.cmd_pub = self.create_publisher(PcsCommand, "/bess/pcs/command", 10)
         self.breaker_pub = self.create_publisher(BreakerCommand, "/site/poi/relay/command", 10)
         self.decision_pub = self.create_publisher(ArbiterDecision, "/ems/arbiter/decision", 50)
@@ -73,7 +76,7 @@ class SafetyArbiter(Node):
     # --- inputs -------------------------------------------------------------------------------
     def on_meter(self, msg: MeterReading) -> None:
         if msg.quality == GOOD and math.isfinite(msg.p_kw):
-            meter = rules.MeterIn(msg.p_kw, True, self._now())
+            meter = rules.MeterIn(msg.p_kw, True, self._now(), rules.sampled_ns(msg.header.stamp))
         else:  # keep the time of the last good reading: the watchdog runs from there
             old = self.state.meter
             never = -(10**18)  # never good: older than any watchdog, even in a simulation that starts at 0
@@ -99,8 +102,22 @@ class SafetyArbiter(Node):
             self._now()))
 
     def on_pcs(self, msg: PcsStatus) -> None:
+        meter, before = self.state.meter, self.state.pcs
+        sampled = rules.sampled_ns(msg.header.stamp)
         self.state = replace(self.state, pcs=rules.PcsIn(msg.p_kw, msg.quality == GOOD, self._now(),
-                                                         msg.quality == GOOD and msg.state == PcsStatus.STATE_FAULT))
+                                                         msg.quality == GOOD and msg.state == PcsStatus.STATE_FAULT,
+                                                         sampled, self._command_at(sampled)))
+        if meter is not None and meter.good and before is not None \
+                and not rules.readings_paired(meter, before, self.state.last_granted_kw, self.limits):
+            self.decide_and_command()  # the POI reading now has its PCS reading: the export limit decides again
+
+    def _command_at(self, sampled_ns: int | None) -> float | None:
+        """The command in force at ``sampled_ns``: the last one decided before it (one decided at the same
+        instant has not reached the PCS yet); None when unknown."""
+        if sampled_ns is None:
+            return None
+        earlier = [kw for ns, kw in self._commands if ns < sampled_ns]
+        return earlier[-1] if earlier else None
 
     def on_request(self, msg: DispatchRequest) -> None:
         self.request, self._request_ns = msg, self._now()
@@ -125,6 +142,7 @@ class SafetyArbiter(Node):
         if extra:
             decision = replace(decision, reasons=(*extra, *decision.reasons))
         self.state = replace(self.state, last_granted_kw=decision.granted_kw, last_decision_ns=now)
+        self._commands.append((now, decision.granted_kw))
         decision_id = self._next_id()
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="pcs")
         self.cmd_pub.publish(PcsCommand(header=header, source=SOURCE, decision_id=decision_id,

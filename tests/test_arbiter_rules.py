@@ -572,6 +572,71 @@ def test_export_limit_reason_gives_the_numbers():
     assert "site load 150.0 kW" in reason.text and "discharge <= 145.0 kW" in reason.text
 
 
+def unpaired(poi_kw: float, pcs_kw: float, last_granted_kw: float, pcs_lag_s: float = 60.0) -> SiteState:
+    """The POI read now, the PCS ``pcs_lag_s`` earlier: between the two, the last command may have taken effect."""
+    return healthy(meter={"p_kw": poi_kw, "sampled_ns": NOW}, pcs={"p_kw": pcs_kw, "sampled_ns": ago(pcs_lag_s)},
+                   last_granted_kw=last_granted_kw, last_decision_ns=ago(60.0))
+
+
+def test_a_poi_reading_newer_than_the_pcs_reading_keeps_the_last_command_and_allows_no_increase():
+    # measured in the savings graph: the PCS took 172.5 kW, the meter then read 14.3 kW while the PCS reading
+    # still said 15.2 kW; POI + PCS = 29.5 kW cut the command to 24.5 kW, and the next pair put it back
+    state = unpaired(14.3, 15.2, 172.5)
+    kept = rules.decide(state, 172.5, DEFAULTS, NOW)
+    assert (kept.granted_kw, kept.outcome, codes(kept)) == (172.5, GRANTED, [])
+    more = rules.decide(state, 176.9, DEFAULTS, NOW)
+    assert more.granted_kw == 172.5 and codes(more) == ["EXPORT_LIMIT"]
+    assert "sampled after the last PCS reading (15.2 kW)" in more.reasons[0].text
+    assert "held until the PCS is read again" in more.reasons[0].text
+    # the same readings sampled together are the site load: 29.5 kW
+    paired = replace(state, pcs=replace(state.pcs, sampled_ns=NOW))
+    assert rules.decide(paired, 172.5, DEFAULTS, NOW).granted_kw == pytest.approx(24.5)
+    # within the pairing window the readings count as a pair
+    close = replace(state, pcs=replace(state.pcs, sampled_ns=ago(0.2)))
+    assert rules.decide(close, 172.5, DEFAULTS, NOW).granted_kw == pytest.approx(24.5)
+    # an older PCS reading pairs while the command has not moved by more than the margin since it was read
+    steady = replace(state, pcs=replace(state.pcs, p_kw=170.0, command_kw=172.5))
+    assert rules.decide(steady, 190.0, DEFAULTS, NOW).granted_kw == pytest.approx(14.3 + 170.0 - 5.0)
+    moved = replace(steady, pcs=replace(steady.pcs, p_kw=100.0, command_kw=100.0))  # commanded 72.5 kW more since
+    assert rules.decide(moved, 190.0, DEFAULTS, NOW).granted_kw == 172.5
+
+
+def test_an_unpaired_poi_reading_that_shows_export_cuts_at_once_from_the_lower_pcs_value():
+    # the PCS read 200 kW and was since commanded down to 172.5 kW: the lower of the two explains the export
+    d = rules.decide(unpaired(-20.0, 200.0, 172.5), 172.5, DEFAULTS, NOW)
+    assert d.granted_kw == pytest.approx(172.5 - 20.0 - DEFAULTS.export_margin_kw) and codes(d) == ["EXPORT_LIMIT"]
+    assert "keeps export within 0 kW" in d.reasons[0].text
+    rising = rules.decide(unpaired(-20.0, 15.2, 172.5), 172.5, DEFAULTS, NOW)  # still rising: the old reading
+    assert rising.granted_kw == 0.0
+
+
+PAIRING = st.tuples(st.floats(-300.0, 300.0), st.floats(-600.0, 600.0), st.floats(-600.0, 600.0),
+                    st.floats(0.3, 120.0))
+
+
+@PROPERTY
+@given(case_st(), PAIRING)
+def test_an_unpaired_poi_reading_never_raises_discharge_and_an_export_is_cut_at_once(case, pairing):
+    state, request, limits, now = case
+    poi, pcs_kw, last, lag_s = pairing
+    if state.meter is None or state.pcs is None:
+        return
+    state = replace(state, meter=replace(state.meter, p_kw=poi, sampled_ns=now),
+                    pcs=replace(state.pcs, p_kw=pcs_kw, sampled_ns=now - round(lag_s * NS)), last_granted_kw=last)
+    d = rules.decide(state, request, limits, now)
+    if d.granted_kw <= 0 or not fresh(state.meter, limits.meter_watchdog_s, now):
+        return
+    if abs(last - pcs_kw) <= limits.export_margin_kw:  # the command has not moved since: the readings pair
+        assert d.granted_kw <= max(0.0, poi + pcs_kw + limits.export_limit_kw - limits.export_margin_kw) + tol(poi)
+        return
+    # the site load with the PCS at the lower of its last reading and its last command
+    low_cap = poi + min(pcs_kw, last) + limits.export_limit_kw - limits.export_margin_kw
+    if poi < -limits.export_limit_kw:  # export shows: the cut is from the lower value, at once
+        assert d.granted_kw <= max(0.0, low_cap) + tol(low_cap)
+    else:  # no export shows: at most what was already commanded, or what the lower value allows
+        assert d.granted_kw <= max(last, low_cap, 0.0) + tol(last, low_cap)
+
+
 def test_refusal_text_ends_with_zero_kw_and_stale_texts_name_the_input():
     d = rules.decide(healthy(relay={"breaker_closed": False, "trip": True, "lockout_86": True}), 200.0, DEFAULTS,
                      NOW)

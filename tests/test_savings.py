@@ -60,3 +60,29 @@ def test_in_the_savings_graph_the_pcs_delivers_each_request_over_the_next_step(t
     assert len(pairs) > 60  # a working afternoon of shaving
     followed = sum(abs(pcs - req) < 1.0 for req, pcs in pairs)
     assert followed >= 0.95 * len(pairs), pairs[:10]
+
+
+def test_a_discharge_held_at_the_export_limit_holds_steady_at_a_60_s_step(tmp_path):
+    # Each step the meter is read after the PCS took its new set-point, and before the PCS is read again.
+    # POI + the old PCS reading under-read the load by the whole discharge: the dispatcher and the arbiter cut
+    # it, the next pair restored it, and the on-peak POI went 10 kW, 170 kW, 10 kW ... (measured, MediumOffice).
+    from energizeos.runtime import Node
+    from energizeos.savings import build_graph
+    from energizeos_msgs.msg import DispatchRequest
+    from energizeos_msgs.srv import SetDispatchMode
+
+    cfg = SavingsConfig(load=OFFICE, annual_kwh=1_000_000, start=date(2025, 7, 14), days=1, strategy="none")
+    ex, plant, _planner = build_graph(cfg, f"sqlite:///{tmp_path}/records.db", threshold_kw=0.0)
+    probe = Node("probe", executor=ex)
+    client = probe.create_client(SetDispatchMode, "/ems/dispatch/mode")
+    ex.spin_for(11 * 3600.0)  # late morning: a site load of about 200 kW, well under the PCS rating
+    client.call(SetDispatchMode.Request(mode=DispatchRequest.MODE_MANUAL, p_kw=450.0, user="test"))
+    ex.run_pending()
+    model, seen = plant.site.plant, []
+    probe.create_timer(cfg.step_s, lambda: seen.append((model.load_kw, model.poi_true_kw, model.pcs_p_kw)))
+    ex.spin_for(3600.0)
+    steady = seen[3:]  # after the first set-point has taken effect
+    assert len(steady) > 50 and min(load for load, _, _ in steady) > 100.0
+    # the discharge follows the load, holding about the 10 kW import margin, every step
+    assert all(poi < 40.0 for _, poi, _ in steady), [round(poi) for _, poi, _ in steady]
+    assert all(pcs > load - 40.0 for load, _, pcs in steady)
