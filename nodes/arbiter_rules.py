@@ -364,16 +364,22 @@ def sampled_ns(stamp) -> int | None:
     return stamp.sec * NS + stamp.nanosec or None
 
 
+def belong_together(meter_ns: int | None, pcs_ns: int | None, command_then_kw: float, command_now_kw: float,
+                    window_ns: float, margin_kw: float) -> bool:
+    """Whether a POI reading and a PCS reading give the site load as POI + PCS: either has no sample time,
+    they were sampled within ``window_ns`` (or the PCS later), or the command now is within ``margin_kw``
+    of the one in force when the PCS was sampled (only the end points count: a swing that came back does
+    not matter, where the PCS is heading now does)."""
+    if meter_ns is None or pcs_ns is None or pcs_ns >= meter_ns - window_ns:
+        return True
+    return abs(command_now_kw - command_then_kw) <= margin_kw
+
+
 def readings_paired(meter: MeterIn, pcs: PcsIn, last_granted_kw: float, limits: Limits) -> bool:
-    """Whether POI + PCS is the site load: the PCS reading was sampled with the POI reading (within the
-    pairing window), or the command has not moved by more than the export margin since it was sampled
-    (readings without a sample time count as paired)."""
-    if meter.sampled_ns is None or pcs.sampled_ns is None:
-        return True
-    if pcs.sampled_ns >= meter.sampled_ns - limits.reading_pair_window_s * NS:
-        return True
-    before = pcs.command_kw if pcs.command_kw is not None else pcs.p_kw
-    return abs(last_granted_kw - before) <= limits.export_margin_kw
+    """``belong_together`` for the arbiter: its commands, its export margin."""
+    then = pcs.command_kw if pcs.command_kw is not None else pcs.p_kw
+    return belong_together(meter.sampled_ns, pcs.sampled_ns, then, last_granted_kw,
+                           limits.reading_pair_window_s * NS, limits.export_margin_kw)
 
 
 def _export_cap(meter: MeterIn, pcs: PcsIn, last_granted_kw: float, request: float, high: float,

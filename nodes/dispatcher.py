@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from energizeos import runtime
 from energizeos.nodes import dispatch_strategies as strategies
-from energizeos.nodes.arbiter_rules import sampled_ns
+from energizeos.nodes.arbiter_rules import belong_together, sampled_ns
 from energizeos.nodes.conditions import ConditionReporter
 from energizeos.nodes.demand_interval import DemandInterval
 from energizeos.nodes.events import EventReporter
@@ -103,18 +103,15 @@ class Dispatcher(Node):
         self._fast_path()
 
     def _paired(self) -> bool:
-        """Whether POI + PCS is the site load now: the PCS reading was sampled with the POI reading (within the
-        pairing window), or no request since it was sampled moved by more than the export margin (readings
-        without a sample time count as paired)."""
-        meter_ns = None if self.meter is None else sampled_ns(self.meter.header.stamp)
-        if meter_ns is None or self.pcs_sampled_ns is None or self.last is None:
-            return True
-        if self.pcs_sampled_ns >= meter_ns - self.pair_window_ns:
+        """Whether POI + PCS is the site load now (arbiter_rules.belong_together, on this node's requests)."""
+        if self.meter is None or self.last is None:
             return True
         # the request in force when the PCS was read (one sent at the same instant had not reached it yet)
-        earlier = [kw for ns, kw in self._sent if ns < self.pcs_sampled_ns]
-        before = earlier[-1] if earlier else (self.pcs_kw or 0.0)
-        return abs(self.last.p_kw - before) <= self.export_margin_kw
+        pcs_ns = self.pcs_sampled_ns
+        earlier = [kw for ns, kw in self._sent if pcs_ns is not None and ns < pcs_ns]
+        then = earlier[-1] if earlier else (self.pcs_kw or 0.0)
+        return belong_together(sampled_ns(self.meter.header.stamp), pcs_ns, then, self.last.p_kw,
+                               self.pair_window_ns, self.export_margin_kw)
 
     def _fast_path(self) -> None:
         """Export at the POI, or a request that would now export, is acted on at once."""

@@ -318,14 +318,20 @@ def test_load_drop_below_the_last_request_is_urgent_before_any_export_shows():
 STAMPED = datetime(2025, 7, 2, 23, tzinfo=UTC)  # readings stamped at 0 ns would count as unstamped
 
 
+def discharging_290_kw() -> Site:
+    """Zero export with stamped readings: PCS 0 kW and POI 300 kW sampled at 0 s, 290 kW requested at 1 s."""
+    site = Site(STAMPED, mode="export_limit")
+    site.pcs(0.0, sampled_s=0.0)
+    site.meter(300.0, sampled_s=0.0)
+    site.until(1.0)
+    return site
+
+
 def test_a_poi_reading_sampled_after_the_pcs_reading_is_not_taken_for_a_load_drop():
     # The meter is read after the PCS took its new set-point, the PCS reading is from before: POI + PCS
     # under-reads the load by the whole step. Read as a load drop, it cut the discharge every other step
     # (measured in the savings graph at a 60 s step: on-peak POI 10 kW and 170 kW in turn).
-    site = Site(STAMPED, mode="export_limit")
-    site.pcs(0.0, sampled_s=0.0)
-    site.meter(300.0, sampled_s=0.0)
-    site.until(1.0)  # 290 kW requested
+    site = discharging_290_kw()
     site.until(1.2)
     site.meter(12.0, sampled_s=1.2)  # the PCS now delivers 288 kW; its last reading says 0 kW
     assert [t for t, _ in site.requests] == [1.0]
@@ -336,20 +342,14 @@ def test_a_poi_reading_sampled_after_the_pcs_reading_is_not_taken_for_a_load_dro
 
 
 def test_an_unpaired_poi_reading_that_shows_export_is_still_acted_on_at_once():
-    site = Site(STAMPED, mode="export_limit")
-    site.pcs(0.0, sampled_s=0.0)
-    site.meter(300.0, sampled_s=0.0)
-    site.until(1.0)
+    site = discharging_290_kw()
     site.until(1.3)
     site.meter(-20.0, sampled_s=1.3)  # exporting: no PCS reading is needed to know that
     assert [t for t, _ in site.requests] == [1.0, 1.3] and site.requests[-1][1].reason.startswith("urgent: ")
 
 
 def test_a_load_drop_is_acted_on_when_the_pcs_reading_that_pairs_with_the_poi_reading_arrives():
-    site = Site(STAMPED, mode="export_limit")
-    site.pcs(0.0, sampled_s=0.0)
-    site.meter(300.0, sampled_s=0.0)
-    site.until(1.0)  # 290 kW requested
+    site = discharging_290_kw()
     site.until(1.2)
     site.meter(50.0, sampled_s=1.2)  # unpaired: not yet known whether the load dropped
     assert [t for t, _ in site.requests] == [1.0]
@@ -359,10 +359,7 @@ def test_a_load_drop_is_acted_on_when_the_pcs_reading_that_pairs_with_the_poi_re
 
 
 def test_a_control_tick_between_a_poi_reading_and_its_pcs_reading_holds_the_last_request():
-    site = Site(STAMPED, mode="export_limit")
-    site.pcs(0.0, sampled_s=0.0)
-    site.meter(300.0, sampled_s=0.0)
-    site.until(1.0)
+    site = discharging_290_kw()
     site.meter(12.0, sampled_s=1.9)
     site.until(2.0)
     assert site.values()[-1] == (2.0, pytest.approx(290.0))
