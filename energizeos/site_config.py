@@ -244,7 +244,8 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
 
 def uplink_parameters(remote: UplinkSettings) -> dict:
     """The uplink node's parameters (flat: node parameters are scalars)."""
-    params = remote.model_dump(exclude={"enabled", "tls", "outbox", "password_file"})
+    params = remote.model_dump(exclude={"enabled", "tls", "outbox", "password_file", "grants"})
+    params["grants"] = [g.as_parameter() for g in remote.grants]  # a string array: parameters are flat
     params["password_file"] = str(remote.password_file)
     params["outbox"] = str(remote.outbox or "")
     tls = remote.tls

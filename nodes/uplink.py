@@ -5,8 +5,12 @@ transitions, events), numbers every record in a durable outbox and sends it over
 client session (TLS, user/password) to the aggregator's router. The aggregator acknowledges what
 it has stored; unacknowledged records are sent again after a cut, in order (energizeos/remote).
 
-It only listens here and only publishes ``fleet/<site>/batch|status`` there: no message from the
-remote side is ever put on the site's bus, so the PCS and breaker stay the arbiter's alone.
+It only listens here and only publishes ``fleet/<site>/batch|status|reply`` there. The one thing it
+takes from the remote side is an alarm action (acknowledge, shelve, unshelve) that this site's
+``remote.grants`` allow, passed to the alarm manager's service as the granted local account, which
+the alarm manager role-checks again; every request, done or refused, is answered and recorded as a
+``remote-request`` event (energizeos/remote/requests.py). Nothing from outside is ever put on the
+site's bus, so the PCS and breaker stay the arbiter's alone.
 Telemetry is thinned to one sample per topic per ``telemetry_period_s`` (0: every sample); commands,
 decisions, alarms and events are always forwarded whole.
 """
@@ -20,13 +24,19 @@ from energizeos import runtime
 from energizeos.home import subdir
 from energizeos.nodes import historian_rows as rows
 from energizeos.nodes.events import EVENTS_TOPIC, EventReporter
+from energizeos.remote import requests
 from energizeos.remote.config import RemoteConfigError, TlsFiles, UplinkSettings
 from energizeos.remote.edge_link import EdgeLink
-from energizeos.runtime import Node, ParameterDescriptor
+from energizeos.remote.protocol import ProtocolError
+from energizeos.runtime import Future, Node, ParameterDescriptor
 from energizeos.yaml_file import validated
 from energizeos_msgs.msg import EmsEvent
+from energizeos_msgs.srv import AlarmAction
 
 PRUNE_PERIOD_S = 3600.0
+ALARM_ACTION_SERVICE = "/ems/alarms/action"
+ALARM_ACTIONS = {"acknowledge": AlarmAction.Request.ACTION_ACKNOWLEDGE,
+                 "shelve": AlarmAction.Request.ACTION_SHELVE, "unshelve": AlarmAction.Request.ACTION_UNSHELVE}
 
 
 def _settings(node: Node) -> UplinkSettings:
@@ -46,7 +56,14 @@ def _settings(node: Node) -> UplinkSettings:
         "lease_s": param("lease_s", 3.0, "a silent link is declared dead after this"),
         "telemetry_period_s": param("telemetry_period_s", 1.0,
                                     "forward one telemetry sample per topic per period (0: every one)"),
+        "max_request_age_s": param("max_request_age_s", 30.0, "a remote request older than this is refused"),
     }
+    grants = param("grants", [], "remote parties' alarm requests acted on, one 'party=as_user:action,action' "
+                                  "each (site config remote.grants)")
+    try:
+        values["grants"] = [requests.Grant.from_parameter(g) for g in grants if g]
+    except ValueError as exc:
+        raise RemoteConfigError(f"uplink parameter grants: {exc}") from exc
     outbox = param("outbox", "", "outbox file; empty: $ENERGIZEOS_HOME/remote/outbox.db")
     values["outbox"] = outbox or None
     ca, cert, key = (param(f"tls_{n}", "", f"TLS {n} file (PEM)") for n in ("ca", "cert", "key"))
@@ -69,6 +86,8 @@ class Uplink(Node):
         outbox = settings.outbox or subdir("remote") / "outbox.db"
         self.link = EdgeLink(settings, outbox)
         self.events = EventReporter(self)
+        self.gate = requests.RequestGate(settings.grants, settings.max_request_age_s)
+        self.alarm_action = self.create_client(AlarmAction, ALARM_ACTION_SERVICE)
         self._last_sample_ns: dict[str, int] = {}
         self._last_prune_s = -PRUNE_PERIOD_S
 
@@ -103,6 +122,8 @@ class Uplink(Node):
     def pump(self) -> None:
         now = self.get_clock().now().nanoseconds
         change = self.link.pump(now)
+        for key, payload in self.link.take_requests():
+            self.on_request(key, payload, now)
         if change is not None:
             state = "up" if change.up else "down"
             text = (f"remote link {state}: {self.link.settings.endpoint}; {change.pending} record(s) waiting "
@@ -110,6 +131,55 @@ class Uplink(Node):
             (self.get_logger().info if change.up else self.get_logger().warning)(text)
             # on the site's bus for the historian; it comes back here too and so reaches the aggregator
             self.events.report("remote-link", text, link=state, pending=change.pending)
+
+    def on_request(self, key: str, payload: bytes, now: int) -> None:
+        try:
+            party = requests.party_of(key)
+        except ProtocolError as exc:  # the router only lets parties put under their own name: log it
+            self.get_logger().error(f"remote request dropped: {exc}")
+            return
+        try:
+            request = requests.decode_request(payload)
+        except ProtocolError as exc:
+            self.answer(party, None, False, str(exc), request_id=requests.request_id_of(payload))
+            return
+        verdict = self.gate.decide(party, request, now)
+        if not verdict.accepted:
+            self.answer(party, request, False, verdict.refusal)
+            return
+        if not self.alarm_action.service_is_ready():
+            self.answer(party, request, False, "the alarm manager is not running at this site; nothing was done")
+            return
+        who = f"{party}/{request.person}" if request.person else party
+        call = AlarmAction.Request(alarm_id=request.alarm_id, action=ALARM_ACTIONS[request.action],
+                                   user=verdict.as_user, comment=f"remote {who}: {request.comment}".strip(),
+                                   shelve_duration_s=request.shelve_s)
+        future = self.alarm_action.call_async(call, timeout_sec=5.0)
+        future.add_done_callback(lambda f: self._answered(party, request, verdict.as_user, f))
+
+    def _answered(self, party: str, request: requests.RequestMsg, as_user: str, future: Future) -> None:
+        error = future.exception()
+        if error is not None:
+            self.answer(party, request, False, f"the alarm manager did not answer ({error}); "
+                                               "the alarm's state on the site is what counts", as_user)
+            return
+        result = future.result()
+        self.answer(party, request, result.success, result.message, as_user)
+
+    def answer(self, party: str, request: requests.RequestMsg | None, ok: bool, message: str,
+               as_user: str = "", request_id: str = "") -> None:
+        """Reply to the party and record the request on the site's bus (historian, audit, aggregator)."""
+        now = self.get_clock().now().nanoseconds
+        request_id = request.request_id if request else request_id
+        self.link.reply(party, requests.ReplyMsg(request_id, ok, message, now))
+        what = f"{request.action} alarm {request.alarm_id}" if request else "malformed request"
+        text = f"remote request from {party}: {what}: {'done' if ok else 'refused'} — {message}"
+        (self.get_logger().info if ok else self.get_logger().warning)(text)
+        details: dict[str, Any] = {"party": party, "request_id": request_id, "ok": ok, "reason": message}
+        if request:
+            details.update(action=request.action, alarm_id=request.alarm_id, person=request.person,
+                           comment=request.comment, sent_ns=request.time_ns)
+        self.events.report("remote-request", text, user=as_user, **details)
 
     def status(self) -> None:
         now = self.get_clock().now().nanoseconds

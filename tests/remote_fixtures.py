@@ -11,7 +11,8 @@ from energizeos.remote import certs
 from energizeos.remote.config import Party, ServerSettings, TlsFiles, UplinkSettings
 
 PARTIES = [Party(user="edge-a", role="site", sites=["site-a"]), Party(user="edge-b", role="site", sites=["site-b"]),
-           Party(user="owner", role="viewer", sites=["site-a"]), Party(user="noc", role="operator", sites=["*"])]
+           Party(user="owner", role="viewer", sites=["site-a"]), Party(user="noc", role="operator", sites=["*"]),
+           Party(user="ops2", role="operator", sites=["site-a"])]
 
 
 @dataclass

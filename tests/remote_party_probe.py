@@ -15,6 +15,7 @@ import zenoh
 
 from energizeos.remote import protocol
 from energizeos.remote.config import TlsFiles
+from energizeos.remote.party import ask, new_request
 from energizeos.remote.zenoh_link import party_config
 
 
@@ -43,6 +44,11 @@ def main(fleet_dir: Path, endpoint: str) -> dict:
     forged = protocol.BatchMsg("site-a", "forged", 10**9, (protocol.Record(1, "events", time.time_ns(), {"x": 1}),))
     sessions["owner"].put("fleet/site-a/batch", protocol.encode_batch(forged))
     time.sleep(1.0)
+    # an alarm request from each: the operator is granted at site-a, the viewer may send nothing
+    for user, timeout_s in (("noc", 15.0), ("owner", 3.0)):
+        reply = ask(sessions[user], "site-a", user, new_request("acknowledge", 1, "probe", "from the other host"),
+                    timeout_s)
+        out[f"{user}_request"] = None if reply is None else {"ok": reply.ok, "message": reply.message}
     for sub in subs:
         sub.undeclare()
     for session in sessions.values():

@@ -131,7 +131,7 @@ def test_the_acl_keeps_each_party_to_its_own_keys(fleet, engine, tmp_path):
         owner, noc, edge_b = party("owner"), party("noc"), party("edge-b")
         owner_a = collect(owner, "fleet/site-a/batch")  # allowed: site-a is the owner's
         owner_b = collect(owner, "fleet/site-b/batch")  # not the owner's site
-        site_a_requests = collect(link.session, "fleet/site-a/request/**")
+        site_a_requests = collect(link.session, "fleet/site-a/request/**")  # wider than the edge's own
         time.sleep(1.0)  # the declarations reach the router
 
         add_telemetry(link, 50)
@@ -143,9 +143,11 @@ def test_the_acl_keeps_each_party_to_its_own_keys(fleet, engine, tmp_path):
         edge_b.put("fleet/site-a/batch", protocol.encode_batch(forged))
         edge_b.put("fleet/site-b/batch", protocol.encode_batch(
             protocol.BatchMsg("site-b", "eb", 1, (protocol.Record(1, "events", 1, {"x": 1}),))))
-        # a viewer may not send anything; an operator may put a request, and only under request/
-        owner.put("fleet/site-a/request/ack-alarm", b"{}")
+        # a viewer may not send anything; an operator may put a request, only under request/<its own name>
+        owner.put("fleet/site-a/request/owner", b"{}")
         noc.put("fleet/site-a/request/ack-alarm", b"{}")
+        noc.put("fleet/site-a/request/noc/deeper", b"{}")
+        noc.put("fleet/site-a/request/noc", b"{}")
         for who in (owner, noc, edge_b):
             who.put("fleet/site-a/ack", protocol.encode_ack(protocol.AckMsg(link.outbox.epoch, 0)))
             who.put("bess/pcs/command", b"p_kw=500")  # not even a fleet key
@@ -154,7 +156,7 @@ def test_the_acl_keeps_each_party_to_its_own_keys(fleet, engine, tmp_path):
 
         assert stored(engine, "site-a") == list(range(1, 51))  # the forged record did not get in
         assert owner_b == []  # the owner's subscription outside its sites was never granted
-        assert site_a_requests == ["fleet/site-a/request/ack-alarm"]  # the operator's, once; not the viewer's
+        assert site_a_requests == ["fleet/site-a/request/noc"]  # the operator's own, once; not the viewer's
         link.pump(time.time_ns())
         assert link.outbox.acked == 50  # nobody but the aggregator can move the edge's acknowledged point
         assert aggregator.stats.rejected == 0  # refused by the router, before the aggregator saw anything

@@ -9,7 +9,9 @@ brought down for a while, then up again. Then:
 - the aggregator holds exactly the edge outbox's records 1..N, same bodies, nothing twice;
 - the edge's control ran on through the outage (arbiter decisions and meter samples without a gap);
 - a party with a wrong password is refused, and a party whose ACL does not cover site-a hears nothing
-  of it and cannot forge its records, while an authorised party on the same host hears it.
+  of it and cannot forge its records, while an authorised party on the same host hears it;
+- the granted operator's alarm request crosses both hosts to the launched site's alarm manager and is
+  answered; the viewer's is never heard.
 If namespaces cannot be made here (not root, no CAP_NET_ADMIN), this file skips and says why.
 """
 
@@ -127,7 +129,8 @@ def fleet_files(root: Path, net: Namespaces, db_url: str) -> dict[str, Path]:
         f"  endpoint: tls/{net.remote_ip}:7450\n"
         "  user: edge-a\n  password_file: edge-a.password\n"
         "  tls: {ca: pki/ca.pem, cert: pki/client-edge-a.pem, key: pki/client-edge-a.key}\n"
-        "  telemetry_period_s: 0.2\n  resend_after_s: 2.0\n")
+        "  telemetry_period_s: 0.2\n  resend_after_s: 2.0\n"
+        "  grants:\n    - {party: noc, as_user: remote-noc, actions: [acknowledge]}\n")
     return {"fleet": fleet, "site": site, "pki": pki}
 
 
@@ -173,6 +176,10 @@ def test_an_edge_and_the_aggregator_on_two_hosts_survive_a_cut_link(namespaces, 
         procs.append(aggregator)
         aggregator.wait_for_line("fleet aggregator listening", timeout=30)
         aggregator.wait_for_line("password:  ", timeout=60)  # the fleet view's first start: its admin
+        # the local account the site lets the fleet's NOC act as (remote.grants), made as an integrator would
+        added = subprocess.run([ENERGIZEOS, "users", "add", "remote-noc", "--role", "operator", "--organisation",
+                                "fleet NOC"], capture_output=True, text=True, timeout=60, env=child_env(edge_home))
+        assert added.returncode == 0, added.stdout + added.stderr
         edge = Proc(net.run_in(net.edge, ENERGIZEOS, "launch", "sim_site", f"site_config:={files['site']}",
                                "ui:=false"), env=child_env(edge_home))
         procs.append(edge)
@@ -188,6 +195,10 @@ def test_an_edge_and_the_aggregator_on_two_hosts_survive_a_cut_link(namespaces, 
         assert seen["wrong_password"].startswith("refused"), seen
         assert seen["heard_site_a_batches"]["noc"] > 0, seen  # authorised: hears site-a live
         assert seen["heard_site_a_batches"]["owner"] == 0, seen  # site-a is not in its ACL
+        # the NOC's request went through the router to the launched site's alarm manager and back: the
+        # account passed the role check, and there is no alarm 1 to acknowledge
+        assert seen["noc_request"] == {"ok": False, "message": "alarm 1 is not active (nothing to acknowledge)"}, seen
+        assert seen["owner_request"] is None, seen  # a viewer's request never reaches the site
 
         # --- the fleet view: served on the aggregator's host; its figures come from what the link delivered ---
         health = subprocess.run(net.run_in(net.remote, sys.executable, "-c", "import urllib.request; print(urllib"
@@ -254,10 +265,14 @@ def test_an_edge_and_the_aggregator_on_two_hosts_survive_a_cut_link(namespaces, 
             window)]
         link_events = [row[0] for row in local.execute(
             "SELECT message FROM events WHERE kind = 'remote-link' ORDER BY time")]
+        request_events = [row[0] for row in local.execute("SELECT message FROM events WHERE kind = 'remote-request'")]
         local.close()
         assert decisions > OUTAGE_S  # the arbiter decided every second or more often
         assert len(meter_times) > 4 * OUTAGE_S  # the meter node polled at 5 Hz all along
         assert any("remote link down" in m for m in link_events) and any("remote link up" in m for m in link_events)
+        assert request_events == ["remote request from noc: acknowledge alarm 1: refused — alarm 1 is not active "
+                                  "(nothing to acknowledge)"]
+        assert sum(r[1] == "events" and "remote-request" in r[3] for r in central_side) == 1
 
         kinds = {k: sum(1 for r in edge_side if r[1] == k) for k in sorted({r[1] for r in edge_side})}
         print(f"\nnetns: {n} records ({kinds}); {len(in_outage)} from the {OUTAGE_S:g} s outage; caught up "

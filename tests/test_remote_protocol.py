@@ -154,10 +154,15 @@ def test_the_acl_gives_each_party_only_its_own_keys():
                           Party(user="noc", role="operator", sites=["*"])])
     assert acl["default_permission"] == "deny"
     keys = {r["id"]: (r["messages"], r["flows"], r["key_exprs"]) for r in acl["rules"]}
-    assert keys["edge-a-sends"] == (["put"], ["ingress"], ["fleet/site-a/batch", "fleet/site-a/status"])
+    assert keys["edge-a-sends"] == (["put"], ["ingress"], ["fleet/site-a/batch", "fleet/site-a/status",
+                                                          "fleet/site-a/reply/*"])
+    assert keys["edge-a-hears"] == (["put"], ["egress"], ["fleet/site-a/ack", "fleet/site-a/request/*"])
     assert keys["owner-hears"][2] == ["fleet/site-a/batch", "fleet/site-a/status", "fleet/site-b/batch",
                                       "fleet/site-b/status"]
-    assert "owner-requests" not in keys and keys["noc-requests"] == (["put"], ["ingress"], ["fleet/*/request/**"])
+    # an operator requests under its own name only, and hears only the answers to it
+    assert "owner-requests" not in keys and keys["noc-requests"] == (["put"], ["ingress"], ["fleet/*/request/noc"])
+    assert keys["noc-answered"] == (["put"], ["egress"], ["fleet/*/reply/noc"])
+    assert not any(k.startswith("owner-") and "request" in str(v) + str(k) for k, v in keys.items())
     every_key = [k for r in acl["rules"] for k in r["key_exprs"]]
     assert all(k.startswith("fleet/") for k in every_key)  # nothing about the edge's own bus, ever
 

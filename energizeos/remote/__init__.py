@@ -8,8 +8,11 @@
 - ``forwarder`` / ``receiver``: the two pure halves of store-and-forward (go-back-N with acks).
 - ``fleet_store``: the aggregator's writes into its database; ``aggregator``: ``energizeos remote serve``.
 - ``certs``: a small CA and the certificates for a fleet (``energizeos remote certs``).
+- ``requests``: a remote party's alarm requests and the edge's gate on them; ``party``: the sending side
+  (``energizeos remote request``).
 
 The edge's own bus never joins the remote router: the ``uplink`` node holds a second Zenoh session
-and only ever publishes ``fleet/<site>/batch|status``, so no remote party can reach the PCS or
-breaker command topics, whatever the access-control list says.
+and only ever publishes ``fleet/<site>/batch|status|reply/<party>``. The only thing it takes in is a
+granted alarm action, which it hands to the alarm manager's service; no remote party can reach the
+PCS or breaker command topics, whatever the access-control list says.
 """

@@ -28,18 +28,25 @@ def party_rules(party: Party) -> list[dict[str, Any]]:
     sites, who = party.sites, party.user
     if party.role == "site":
         return [
-            _rule(f"{who}-sends", ["put"], "ingress", _keys(sites, "batch", "status")),
-            # the aggregator's subscriptions must reach the site, or its client drops every put unheard
-            _rule(f"{who}-learns", ["declare_subscriber"], "egress", _keys(sites, "batch", "status")),
-            _rule(f"{who}-declares", ["declare_subscriber"], "ingress", _keys(sites, "ack", "request/**")),
-            _rule(f"{who}-hears", ["put"], "egress", _keys(sites, "ack", "request/**")),
+            _rule(f"{who}-sends", ["put"], "ingress", _keys(sites, "batch", "status", "reply/*")),
+            # the others' subscriptions must reach the site, or its session drops every put unheard
+            _rule(f"{who}-learns", ["declare_subscriber"], "egress", _keys(sites, "batch", "status", "reply/*")),
+            _rule(f"{who}-declares", ["declare_subscriber"], "ingress", _keys(sites, "ack", "request/*")),
+            _rule(f"{who}-hears", ["put"], "egress", _keys(sites, "ack", "request/*")),
         ]
     rules = [
         _rule(f"{who}-declares", ["declare_subscriber"], "ingress", _keys(sites, "batch", "status")),
         _rule(f"{who}-hears", ["put"], "egress", _keys(sites, "batch", "status")),
     ]
     if party.role == "operator":
-        rules.append(_rule(f"{who}-requests", ["put"], "ingress", _keys(sites, "request/**")))
+        # Under its own name only: the key of a request proves who sent it (energizeos/remote/requests.py).
+        mine, answers = _keys(sites, f"request/{who}"), _keys(sites, f"reply/{who}")
+        rules += [
+            _rule(f"{who}-requests", ["put"], "ingress", mine),
+            _rule(f"{who}-learns", ["declare_subscriber"], "egress", mine),
+            _rule(f"{who}-awaits", ["declare_subscriber"], "ingress", answers),
+            _rule(f"{who}-answered", ["put"], "egress", answers),
+        ]
     return rules
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from energizeos.remote.requests import Grant
 from energizeos.yaml_file import read_yaml, validated
 
 SITE_ID = r"^[a-z0-9][a-z0-9-]{0,39}$"  # it becomes a key-expression chunk: no '/', '*', '$'
@@ -75,6 +76,9 @@ class UplinkSettings(_Strict):
     retention_days: float = Field(2.0, gt=0, le=3650)  # acknowledged records are kept this long
     telemetry_period_s: float = Field(1.0, ge=0, le=3600)  # one sample per topic per period (0: every one)
     lease_s: float = Field(3.0, ge=1, le=60)  # a silent link is declared dead after this
+    # remote parties' alarm requests this edge acts on (none unless listed; energizeos/remote/requests.py)
+    grants: list[Grant] = Field(default_factory=list)
+    max_request_age_s: float = Field(30.0, gt=0, le=600)  # an older request arrived late: refused
 
     _check = field_validator("endpoint")(_check_endpoint)
 
@@ -82,6 +86,12 @@ class UplinkSettings(_Strict):
     def _tls_for_tls(self) -> UplinkSettings:
         if self.endpoint.startswith(("tls/", "quic/")) and self.tls is None:
             raise ValueError(f"endpoint {self.endpoint} needs a tls: section (ca, and cert/key for mutual TLS)")
+        parties = [g.party for g in self.grants]
+        doubled = sorted({p for p in parties if parties.count(p) > 1})
+        if doubled:
+            raise ValueError(f"grants: party {', '.join(doubled)} listed twice (give each party one grant)")
+        if self.user in parties:
+            raise ValueError(f"grants: party {self.user} is this edge itself")
         return self
 
     def password(self) -> str:
@@ -91,12 +101,47 @@ class UplinkSettings(_Strict):
             raise RemoteConfigError(f"remote.password_file {self.password_file}: {exc.strerror}") from exc
 
 
+class PartySettings(_Strict):
+    """A remote party's own file (``energizeos remote request --config FILE``): how it reaches the router."""
+
+    endpoint: str
+    user: str = Field(min_length=1)
+    password_file: Path
+    tls: TlsFiles | None = None
+    lease_s: float = Field(3.0, ge=1, le=60)
+
+    _check = field_validator("endpoint")(_check_endpoint)
+
+    def password(self) -> str:
+        try:
+            return self.password_file.read_text().strip()
+        except OSError as exc:
+            raise RemoteConfigError(f"password_file {self.password_file}: {exc.strerror}") from exc
+
+
+def load_party_settings(path: str | Path) -> PartySettings:
+    path = Path(path)
+    settings = validated(PartySettings, read_yaml(path, "remote party config", RemoteConfigError),
+                         f"remote party config {path}", RemoteConfigError)
+    base = path.resolve().parent
+    if not settings.password_file.is_absolute():
+        settings.password_file = base / settings.password_file
+    if settings.tls is not None:
+        settings.tls = settings.tls.resolved(base)
+        missing = settings.tls.missing()
+        if missing:
+            raise RemoteConfigError(f"remote party config {path}: file(s) not found: {'; '.join(missing)}")
+    return settings
+
+
 class Party(_Strict):
     """One remote user of the aggregator's router and what the access-control list lets it do.
 
     - ``site``: an edge; publishes only its own ``fleet/<site>/batch|status``, hears only its acks.
     - ``viewer``: subscribes to the status and records of ``sites``; sends nothing.
-    - ``operator``: a viewer that may also put requests on ``fleet/<site>/request/**`` (nothing else).
+    - ``operator``: a viewer that may also ask its sites for alarm actions: it puts only on
+      ``fleet/<site>/request/<its user>`` and hears only ``fleet/<site>/reply/<its user>``; each edge
+      then decides by its own grants (energizeos/remote/requests.py).
     """
 
     user: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")

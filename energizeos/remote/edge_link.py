@@ -15,7 +15,7 @@ from typing import Any
 
 import zenoh
 
-from energizeos.remote import protocol
+from energizeos.remote import protocol, requests
 from energizeos.remote.config import UplinkSettings
 from energizeos.remote.forwarder import Forwarder
 from energizeos.remote.outbox import Outbox
@@ -44,6 +44,11 @@ class EdgeLink:
         self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._ack_sub = self.session.declare_subscriber(protocol.key(self.site, "ack"),
                                                         lambda s: self._acks.put(s.payload.to_bytes()))
+        # Every party's requests (the router lets each put only under its own name); the uplink decides.
+        self._requests: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._request_sub = self.session.declare_subscriber(
+            requests.request_key(self.site, "*"),
+            lambda s: self._requests.put((str(s.key_expr), s.payload.to_bytes())))
         self.forwarder = Forwarder(self.outbox, self.site, self._batch_pub.put, max_batch=settings.max_batch_records,
                                    window=settings.window_records, resend_after_s=settings.resend_after_s)
         self._pending: list[tuple[str, int, dict[str, Any]]] = []
@@ -77,6 +82,19 @@ class EdgeLink:
         self.forwarder.on_link(up, now)
         self.forwarder.tick(now)
         return change
+
+    def take_requests(self) -> list[tuple[str, bytes]]:
+        """The requests that arrived since the last call: (key they came on, payload), oldest first."""
+        out = []
+        while True:
+            try:
+                out.append(self._requests.get_nowait())
+            except queue.Empty:
+                return out
+
+    def reply(self, party: str, reply: requests.ReplyMsg) -> None:
+        self.session.put(requests.reply_key(self.site, party), requests.encode_reply(reply),
+                         congestion_control=zenoh.CongestionControl.DROP)
 
     def publish_status(self, now_ns: int) -> None:
         up_s = (now_ns - self._up_since_ns) / NS_PER_S if self._up_since_ns is not None else 0.0
