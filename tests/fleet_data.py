@@ -18,12 +18,17 @@ All times hang off ``NOW`` (by default 2026-11-26 14:00:30 PST, 22:00:30 UTC); t
   yesterday to 11:00 today. Import 500 kWh + 0.25 kWh/min from 22:00; the export register restarts
   at 06:00 (meter replaced): 300 + 0.1 kWh/min, then 0 + 0.1 kWh/min. POI 400 kW, SOC 30 %, battery 250 kW.
 - ``delta`` (online, nothing today): every 10 min from 18:00 to 23:50 yesterday. Import 100 kWh +
-  0.1 kWh/min from 18:00; SOC 88 %, battery 0 kW.
+  0.1 kWh/min from 18:00; SOC 88 %, battery 0 kW. A "remote-link" event at 18:00:30 and four report
+  announcements (``DELTA_REPORTS``): at 18:04 one whose details the uplink could not read (forwarded
+  as {}), at 18:05 the daily 2026-11-23 without data, at 18:06 the daily 2026-11-24, at 18:07 the
+  monthly 2026-10.
 - ``echo``: configured, never heard from.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -34,6 +39,7 @@ from energizeos.nodes.historian_rows import alarm_event_row, ems_event_row, tele
 from energizeos.records.types import ns_from_utc
 from energizeos.remote.fleet_store import note_status, store_batch
 from energizeos.remote.protocol import Record
+from energizeos.reports.build import figures_digest
 from energizeos_msgs.msg import Alarm, BmsStatus, EmsEvent, Header, MeterReading, PcsStatus, Time
 
 TZ = ZoneInfo("America/Los_Angeles")
@@ -42,6 +48,25 @@ KNOWN = {"alpha": "Alpha Plant", "bravo": "Bravo Warehouse", "charlie": "Charlie
 NAN = float("nan")
 CHARLIE_HEAD = 500
 BATCH = 100  # records per store_batch call
+
+# delta's reports: (minute after 18:00 yesterday, kind, period, figures as build_report makes them; None:
+# details the uplink could not read). 0.1 + 0.2 and the long coverage check that floats come back exact.
+DAILY_FIGURES = {"has_data": True, "period_s": 86400.0, "poi_coverage_pct": 99.98263888888889,
+                 "gap_s[/site/poi/meter/p_kw]": 15.0, "gaps[/site/poi/meter/p_kw]": 1, "poi_import_kwh": 1234.5678,
+                 "poi_export_kwh": 0.1 + 0.2, "peak_kw_with": 61.5, "peak_kw_with_at": "2026-11-24 18:45:00",
+                 "peak_kw_without": 98.25, "bill_without_bess": 192.5, "bill_with_bess": 180.125, "savings": 12.375,
+                 "round_trip_efficiency_pct": None, "availability_pct": 99.5, "plan_ids": ""}
+MONTHLY_FIGURES = {"has_data": True, "period_s": 2678400.0, "poi_import_kwh": 30512.4, "poi_export_kwh": 12.5,
+                   "peak_kw_with": 88.0, "peak_kw_with_at": "2026-10-14 17:30:00", "peak_kw_without": 131.0,
+                   "bill_without_bess": 6210.0, "bill_with_bess": 4729.25, "savings": 1480.75}
+NO_DATA_FIGURES = {"has_data": False, "period_s": 86400.0}
+DELTA_REPORTS = ((4, "daily", "2026-11-22", None), (5, "daily", "2026-11-23", NO_DATA_FIGURES),
+                 (6, "daily", "2026-11-24", DAILY_FIGURES), (7, "monthly", "2026-10", MONTHLY_FIGURES))
+
+
+def report_files(site: str, kind: str, label: str) -> dict[str, str]:
+    """Stand-ins for the SHA-256 of the files a site keeps (pdf, html, csv)."""
+    return {fmt: hashlib.sha256(f"{site} {kind} {label}.{fmt}".encode()).hexdigest() for fmt in ("pdf", "html", "csv")}
 
 
 def _header(t: datetime) -> Header:
@@ -78,6 +103,15 @@ class SiteLog:
     def event(self, t: datetime, kind: str, message: str, user: str = "") -> None:
         self.add("events", t, ems_event_row(EmsEvent(header=_header(t), source="dispatcher", kind=kind,
                                                      message=message, user=user)))
+
+    def report(self, t: datetime, kind: str, label: str, figures: dict | None) -> None:
+        """A kept report as the reporter node announces it (``EventReporter.report`` serialises the
+        details so); ``figures`` None: details that were not JSON, which the uplink forwards as {}."""
+        details = "{}" if figures is None else json.dumps(
+            {"report": kind, "period": label, "figures_sha256": figures_digest(figures), "figures": figures,
+             "files": report_files(self.site, kind, label)}, sort_keys=True, default=str)
+        self.add("events", t, ems_event_row(EmsEvent(header=_header(t), source="reporter", kind="report",
+                                                     message=f"{kind} report {label} ready", data_json=details)))
 
     def store(self, engine: Engine, epoch: str, name: str = "", head: int | None = None,
               last_seen: datetime | None = None) -> None:
@@ -171,6 +205,13 @@ def build_fleet(engine: Engine, now: datetime = NOW) -> None:
     origin = at(-1, 18)
     for t in _every(origin, at(-1, 23, 50), 10):
         delta.sample(t, 50.0, 100 + 0.1 * _minutes(t, origin), 0.0, 88.0, 0.0)
+    delta.add("events", at(-1, 18, 0, 30), ems_event_row(EmsEvent(
+        header=_header(at(-1, 18, 0, 30)), source="uplink", kind="remote-link", message="remote link up: 0 record(s) "
+        "waiting to be acknowledged", data_json=json.dumps({"link": "up", "pending": 0}))))
+    for minute, kind, label, figures in DELTA_REPORTS:
+        delta.report(at(-1, 18, minute), kind, label, figures)
+    delta.records.sort(key=lambda r: (r.time_ns, r.seq))
+    delta.records = [Record(i, r.kind, r.time_ns, r.body) for i, r in enumerate(delta.records, 1)]
     delta.store(engine, "delta-e1", name="Delta Lab")
     note_status(engine, "delta", "delta-e1", len(delta.records), now - timedelta(seconds=3))
 

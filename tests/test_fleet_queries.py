@@ -3,6 +3,7 @@ The data (tests/fleet_data.py) goes in through the aggregator's own write path, 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from energizeos.records.db import init_db, make_engine
+from energizeos.records.models import FleetRecord
 from energizeos.records.types import ns_from_utc
 from energizeos.remote.fleet_queries import (
     CATCHING_UP,
@@ -26,10 +29,12 @@ from energizeos.remote.fleet_queries import (
     site_alarms,
     site_events,
     site_power_series,
+    site_reports,
 )
 from energizeos.remote.fleet_store import store_batch
 from energizeos.remote.protocol import Record
-from tests.fleet_data import KNOWN, NOW, TZ, build_fleet
+from energizeos.reports.build import figures_digest
+from tests.fleet_data import DELTA_REPORTS, KNOWN, NOW, TZ, build_fleet, report_files
 
 LA = "America/Los_Angeles"
 
@@ -145,6 +150,78 @@ def test_site_alarms_events_and_names(fleet):
 
     assert fleet_sites(fleet, KNOWN) == {"alpha": "Alpha Plant", "bravo": "Bravo Warehouse",
                                          "charlie": "Charlie Depot", "delta": "Delta Lab", "echo": "Echo Yard"}
+
+
+def test_site_reports_newest_first_exactly_as_announced(fleet):
+    reports = site_reports(fleet, "delta")
+    assert [(r.time, r.report, r.period) for r in reports] == [
+        (datetime(2026, 11, 25, 18, 7, tzinfo=TZ), "monthly", "2026-10"),
+        (datetime(2026, 11, 25, 18, 6, tzinfo=TZ), "daily", "2026-11-24"),
+        (datetime(2026, 11, 25, 18, 5, tzinfo=TZ), "daily", "2026-11-23"),
+        (datetime(2026, 11, 25, 18, 4, tzinfo=TZ), "", "")]  # its details did not survive the edge
+    by_period = {r.period: r for r in reports}
+    for _, kind, label, figures in DELTA_REPORTS[1:]:
+        r = by_period[label]
+        assert r.figures == figures and r.files == report_files("delta", kind, label)
+        # the hash the site computed, and the figures still hash to it: nothing changed on the way
+        assert r.figures_sha256 == figures_digest(figures) == figures_digest(r.figures)
+        assert (r.source, r.message, r.problem) == ("reporter", f"{kind} report {label} ready", "")
+    assert by_period["2026-11-24"].figures["poi_export_kwh"] == 0.30000000000000004
+    lost = reports[-1]
+    assert (lost.problem, lost.message, lost.source, lost.figures, lost.files, lost.figures_sha256) == (
+        "details missing", "daily report 2026-11-22 ready", "reporter", {}, {}, "")
+    # delta's remote-link event is an event, not a report; alpha has events and no report
+    assert [e.what for e in site_events(fleet, "delta", limit=100)][-1] == "remote-link"
+    assert site_reports(fleet, "alpha") == [] and site_reports(fleet, "echo") == []
+    assert [r.period for r in site_reports(fleet, "delta", limit=2)] == ["2026-10", "2026-11-24"]
+    assert [r.period for r in site_reports(fleet, "delta", since=datetime(2026, 11, 25, 18, 6, tzinfo=TZ))] == [
+        "2026-10", "2026-11-24"]
+
+
+def test_site_reports_list_what_they_can_read_and_take_no_lookalike(migrated_engine):
+    """Announcements the page must survive, and records that hold the report text without being one."""
+    t0 = datetime(2026, 11, 26, 1, 0, tzinfo=TZ)
+    at = [t0 + timedelta(minutes=m) for m in range(12)]
+    good = {"report": "daily", "period": "2026-11-25", "figures_sha256": "ab" * 32, "figures": {"savings": 3.5},
+            "files": {"pdf": "cd" * 32}}
+
+    def event(seq: int, kind: str, details: object, message: str = "") -> Record:
+        ns = ns_from_utc(at[seq])
+        data_json = details if isinstance(details, str) else json.dumps(details, sort_keys=True)
+        return Record(seq, "events", ns, {"key": f"reporter:{kind}@{ns}", "time_ns": ns, "source": "reporter",
+                                          "kind": kind, "message": message, "data_json": data_json})
+
+    store_batch(migrated_engine, "golf", "g1", 8, (
+        event(1, "report", good, "daily report 2026-11-25 ready"),
+        event(2, "report", "{not json", "daily report 2026-11-26 ready"),
+        event(3, "report", [1, 2]),
+        event(4, "report", {**good, "figures": "lots", "files": {"pdf": 5}}),
+        event(5, "report", {**good, "period": 42, "figures_sha256": None}),
+        event(6, "setting_change", {"kind": "report"}, 'set "kind":"report"'),  # the text, escaped in strings
+        event(7, "Report", good),  # SQLite's LIKE ignores case: Python does not
+        Record(8, "decisions", ns_from_utc(at[8]), {"time_ns": ns_from_utc(at[8]), "kind": "report"}),
+    ), now=at[9])
+    store_batch(migrated_engine, "hotel", "h1", 1, (event(1, "report", good, "daily report 2026-11-25 ready"),),
+                now=at[9])
+    with Session(migrated_engine) as session:  # cut short: no edge sends this, but a page must not break on it
+        session.add(FleetRecord(site_id="golf", epoch="g1", seq=9, kind="events", time=at[10], received=at[10],
+                                body='{"kind":"report","data_json":"{\\"report\\": \\"dai'))
+        session.commit()
+
+    got = site_reports(migrated_engine, "golf")
+    assert [(r.time, r.problem) for r in got] == [
+        (at[10], "announcement is not a JSON object"),
+        (at[5], "period not text; figures_sha256 missing"),
+        (at[4], "figures are not an object; a file hash not text"),
+        (at[3], "details are not a JSON object"),
+        (at[2], "details are not a JSON object"),
+        (at[1], "")]
+    assert (got[1].report, got[1].period, got[1].figures, got[1].files) == ("daily", "", {"savings": 3.5},
+                                                                           {"pdf": "cd" * 32})
+    assert (got[2].report, got[2].period, got[2].figures, got[2].files) == ("daily", "2026-11-25", {}, {})
+    assert got[4].message == "daily report 2026-11-26 ready" and got[4].report == ""
+    assert got[5] == site_reports(migrated_engine, "hotel")[0] and got[5].figures == {"savings": 3.5}
+    assert [r.time for r in site_reports(migrated_engine, "golf", limit=2)] == [at[10], at[5]]
 
 
 def test_power_series_for_the_chart(fleet):

@@ -15,9 +15,10 @@ import streamlit as st
 
 from energizeos.access import accounts
 from energizeos.records.db import init_db, make_engine
+from energizeos.reports.build import figures_digest
 from energizeos.ui import context, serve
 from energizeos.ui.fleet_view import FLEET_DB_URL, FLEET_OFFLINE_S, FLEET_SITES, FLEET_TZ, age
-from tests.fleet_data import KNOWN, NOW, build_fleet
+from tests.fleet_data import DAILY_FIGURES, KNOWN, MONTHLY_FIGURES, NO_DATA_FIGURES, NOW, build_fleet, report_files
 from tests.ui_app import FLEET_APP, log_in, open_app, password_of, texts
 
 SITE_PAGE = "views/fleet_site.py"
@@ -138,6 +139,41 @@ def test_a_site_page_shows_its_alarms_events_and_power_and_sends_nothing(fleet_d
     at.selectbox(key="fleet_site_choice").select("bravo").run()  # the chooser rewrites the address
     assert [t.value for t in at.title] == ["Bravo Warehouse"] and at.query_params["site"] == "bravo"
     assert "**OFFLINE** · last heard 2 h 00 min ago" in texts(at)
+
+
+def test_a_site_page_lists_the_reports_it_announced_with_their_hashes(fleet_db):
+    at = log_in("viewer", app=FLEET_APP)
+    at.query_params["site"] = "delta"
+    at.switch_page(SITE_PAGE).run()
+    assert not at.exception
+    tables = {tuple(d.value.columns): d.value for d in at.dataframe}
+    reports = tables[("announced (site time)", "report", "period", "import kWh", "export kWh", "peak demand kW",
+                      "savings $", "figures SHA-256", "note")]
+    assert list(reports["period"]) == ["2026-10", "2026-11-24", "2026-11-23", "—"]  # newest first
+    assert list(reports["announced (site time)"]) == [f"2026-11-25 18:0{m}:00" for m in (7, 6, 5, 4)]
+    monthly, daily, no_data, lost = reports.to_dict("records")
+    assert (monthly["report"], monthly["import kWh"], monthly["export kWh"], monthly["peak demand kW"],
+            monthly["savings $"]) == ("monthly", "30,512.4", "12.5", "88.0", "1,480.75")
+    assert (daily["import kWh"], daily["export kWh"], daily["peak demand kW"], daily["savings $"], daily["note"]) == (
+        "1,234.6", "0.3", "61.5", "12.38", "")
+    assert daily["figures SHA-256"] == figures_digest(DAILY_FIGURES)[:12] + "…"
+    assert monthly["figures SHA-256"] == figures_digest(MONTHLY_FIGURES)[:12] + "…"
+    assert (no_data["import kWh"], no_data["savings $"], no_data["note"]) == (
+        "—", "—", "no data recorded at the site for this period")
+    assert lost["note"] == 'unreadable: details missing (announced as "daily report 2026-11-22 ready")'
+    assert lost["figures SHA-256"] == "—"
+    # the full values, the files' too, under the table
+    full = {r["period"]: r for r in tables[("report", "period", "figures SHA-256", "csv file SHA-256",
+                                            "html file SHA-256", "pdf file SHA-256")].to_dict("records")}
+    assert full["2026-11-23"]["figures SHA-256"] == figures_digest(NO_DATA_FIGURES)
+    assert {fmt: full["2026-11-24"][f"{fmt} file SHA-256"] for fmt in ("pdf", "html", "csv")} == report_files(
+        "delta", "daily", "2026-11-24")
+    assert "The report files (PDF, HTML, CSV) stay at the site" in texts(at)
+    assert [b.key for b in at.button] == ["logout"]  # read-only: nothing here reaches the site
+
+    at.query_params["site"] = "alpha"
+    at.switch_page(SITE_PAGE).run()
+    assert "No report announced in the last 40 days." in texts(at)
 
 
 def test_the_overview_links_to_the_chosen_site(fleet_db):

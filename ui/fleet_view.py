@@ -4,12 +4,13 @@ missing. No Streamlit here (``serve.py`` and the tests use it directly); "—" s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from energizeos.remote.fleet_queries import CATCHING_UP, NEVER_HEARD, OFFLINE, ONLINE, SiteSummary
+from energizeos.remote.fleet_queries import CATCHING_UP, NEVER_HEARD, OFFLINE, ONLINE, SiteReport, SiteSummary
 
 # What ``serve.py --app fleet`` hands the app (a Streamlit script takes no arguments).
 FLEET_DB_URL = "ENERGIZEOS_FLEET_DB_URL"  # empty: $ENERGIZEOS_DB_URL or the SQLite file, as the aggregator
@@ -89,3 +90,44 @@ def status_line(s: SiteSummary, zone: ZoneInfo) -> str:
         parts.append(f"{s.backlog:,} record(s) still to come")
     parts.append(f"newest record {age(s.lag_s)} old" if s.lag_s is not None else "no records yet")
     return " · ".join(parts)
+
+
+HASH_SHOWN = 12  # hex digits of a SHA-256 in the reports table; the full value is listed under it
+# The figures of a report a manager reads first (names as build_report makes them), with their digits.
+REPORT_FIGURES = {"import kWh": ("poi_import_kwh", 1), "export kWh": ("poi_export_kwh", 1),
+                  "peak demand kW": ("peak_kw_with", 1), "savings $": ("savings", 2)}
+
+
+def _figure(figures: Mapping[str, object], name: str, digits: int) -> str:
+    """A figure as a number, or "—": missing, None, NaN or not a number (a malformed report) alike."""
+    value = figures.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return NONE
+    return number(float(value), digits)
+
+
+def short_hash(digest: str) -> str:
+    return digest[:HASH_SHOWN] + "…" if len(digest) > HASH_SHOWN else digest or NONE
+
+
+def report_row(r: SiteReport, zone: ZoneInfo) -> dict[str, object]:
+    """One announced report as a row of the site page's Reports table."""
+    row: dict[str, object] = {"announced (site time)": local(r.time, zone), "report": r.report or NONE,
+                              "period": r.period or NONE}
+    row.update({label: _figure(r.figures, name, digits) for label, (name, digits) in REPORT_FIGURES.items()})
+    row["figures SHA-256"] = short_hash(r.figures_sha256)
+    if r.problem:
+        note = f"unreadable: {r.problem}" + (f' (announced as "{r.message}")' if r.message else "")
+    elif r.figures.get("has_data") is False:
+        note = "no data recorded at the site for this period"
+    else:
+        note = ""
+    row["note"] = note
+    return row
+
+
+def report_hashes(reports: Sequence[SiteReport]) -> list[dict[str, str]]:
+    """The full SHA-256 values of the figures and of every file, one row per report."""
+    formats = list(dict.fromkeys(fmt for r in reports for fmt in r.files))
+    return [{"report": r.report or NONE, "period": r.period or NONE, "figures SHA-256": r.figures_sha256 or NONE,
+             **{f"{fmt} file SHA-256": r.files.get(fmt, NONE) for fmt in formats}} for r in reports]

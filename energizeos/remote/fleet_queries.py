@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -81,6 +82,22 @@ class SiteEvent:
     what: str  # the event's kind, or "<CODE> raised" for an alarm transition
     message: str
     user: str
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    """A report the site announced (the reporter node's "report" event). The files stay at the site;
+    their SHA-256 lets anyone check a copy, and ``figures_sha256`` one of the figures."""
+
+    time: datetime  # when the site announced it (the event's stamp at the edge)
+    report: str  # "daily" or "monthly"; "" when unreadable
+    period: str  # the period label: "2026-11-25", "2026-10"; "" when unreadable
+    figures: dict[str, Any]  # flat name -> value, as the report computed them ({} when unreadable)
+    figures_sha256: str  # SHA-256 of the canonical JSON of the figures, as the site computed it
+    files: dict[str, str]  # format -> SHA-256 of the file kept at the site
+    source: str  # the node that made it
+    message: str  # the event's text ("daily report 2026-11-25 ready"): what is left when the details are not
+    problem: str = ""  # what could not be read in the announcement; "" when it was whole
 
 
 @dataclass(frozen=True)
@@ -240,6 +257,84 @@ def site_events(engine: Engine, site: str, limit: int = 50, since: datetime | No
     query = query.order_by(FleetRecord.time.desc(), FleetRecord.seq.desc()).limit(limit)  # type: ignore[attr-defined]
     with Session(engine) as session:
         return [_site_event(r) for r in session.execute(query).scalars().all()]
+
+
+REPORT_EVENT = "report"  # the reporter node's event kind (nodes/reporter.py)
+# The aggregator stores every body as json.dumps(body, separators=(",", ":")) (fleet_store._stage_batch), so
+# a report event's body holds exactly this text. The same text inside data_json or the message is escaped
+# (\"kind\":...) and does not match; a body that matches but is not a report event is dropped in Python.
+_REPORT_BODY = '%"kind":"report"%'
+
+
+def _text(data: dict[str, Any], name: str, problems: list[str]) -> str:
+    value = data.get(name)
+    if isinstance(value, str):
+        return value
+    problems.append(f"{name} missing" if value is None else f"{name} not text")
+    return ""
+
+
+def _site_report(record: FleetRecord) -> SiteReport | None:
+    """The announcement with whatever of it is readable; None when the body is not a report event."""
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):  # it did match the report text: show it as unreadable, not hide it
+        return SiteReport(record.time, "", "", {}, "", {}, "", "", "announcement is not a JSON object")
+    if body.get("kind") != REPORT_EVENT:
+        return None
+    source, message = (body.get(k) if isinstance(body.get(k), str) else "" for k in ("source", "message"))
+    # record.time is the event's time_ns: the uplink stamps the record with it (nodes/uplink.py)
+    try:
+        data = json.loads(body.get("data_json") or "{}")
+    except (TypeError, ValueError):
+        data = None
+    if not isinstance(data, dict) or not data:  # the uplink forwards details it cannot read as {}
+        return SiteReport(record.time, "", "", {}, "", {}, source, message,
+                          "details missing" if data == {} else "details are not a JSON object")
+    problems: list[str] = []
+    report, period, digest = (_text(data, name, problems) for name in ("report", "period", "figures_sha256"))
+    figures = data.get("figures")
+    if not isinstance(figures, dict):
+        problems.append("figures are not an object")
+        figures = {}
+    files = data.get("files")
+    if not isinstance(files, dict) or not files:  # the reporter keeps at least one format
+        problems.append("no file hashes")
+        files = {}
+    elif not all(isinstance(v, str) for v in files.values()):
+        problems.append("a file hash not text")
+        files = {k: v for k, v in files.items() if isinstance(v, str)}
+    return SiteReport(record.time, report, period, figures, digest, files, source, message, "; ".join(problems))
+
+
+def site_reports(engine: Engine, site: str, limit: int = 60, since: datetime | None = None) -> list[SiteReport]:
+    """The reports the site announced, newest first, at most ``limit``.
+
+    Only the site's "events" records whose stored body holds the report kind are read (a LIKE on the
+    JSON text, see ``_REPORT_BODY``). ``since`` bounds the scan, as for ``site_events``: the (site, time)
+    index walks back through the site's telemetry too, all of it when the site never made a report.
+    An announcement that is only partly readable (details not JSON, figures not an object, a hash
+    missing) is listed with what could be read and ``problem`` saying what could not: the site did
+    announce a report, and skipping it would hide that. A body that is not JSON at all is listed with
+    its time alone."""
+    query = select(FleetRecord).where(FleetRecord.site_id == site, FleetRecord.kind == "events",
+                                      FleetRecord.body.like(_REPORT_BODY))  # type: ignore[attr-defined]
+    if since is not None:
+        query = query.where(FleetRecord.time >= _aware(since))
+    query = query.order_by(FleetRecord.time.desc(), FleetRecord.seq.desc())  # type: ignore[attr-defined]
+    out: list[SiteReport] = []
+    with Session(engine) as session:
+        # a look-alike the LIKE let through (SQLite's LIKE ignores case) is dropped here: read on until
+        # ``limit`` reports, so both backends list the same ones
+        offset = 0
+        while True:
+            rows = session.execute(query.offset(offset).limit(limit)).scalars().all()
+            out += [r for r in map(_site_report, rows) if r is not None]
+            if len(out) >= limit or len(rows) < limit:
+                return out[:limit]
+            offset += limit
 
 
 def _downsample(times: list[datetime], values: list[float | None], start: datetime, end: datetime,

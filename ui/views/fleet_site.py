@@ -1,6 +1,6 @@
-"""One site of the fleet: its status and today's figures, its open alarms, its recent events, and
-today's POI and battery power. The site comes from the URL (``?site=<id>``, as the Sites page links
-it) or the chooser. Read-only: nothing here reaches the site.
+"""One site of the fleet: its status and today's figures, its open alarms, its recent events,
+today's POI and battery power, and the reports it announced. The site comes from the URL
+(``?site=<id>``, as the Sites page links it) or the chooser. Read-only: nothing here reaches the site.
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ from energizeos.remote.fleet_queries import (
     site_alarms,
     site_events,
     site_power_series,
+    site_reports,
 )
 from energizeos.ui import context
 from energizeos.ui.alarm_view import PRIORITY, STATE
-from energizeos.ui.fleet_view import local, number, status_line
+from energizeos.ui.fleet_view import HASH_SHOWN, local, number, report_hashes, report_row, status_line
 
 EVENT_DAYS = 7  # how far back the event list looks (it scans the site's records by time)
 EVENT_ROWS = 50
+REPORT_DAYS = 40  # how far back the report list looks: last month's monthly report is always inside
+REPORT_ROWS = 60
 CHOICE = "fleet_site_choice"
 PLOTLY_CONFIG = {"displaylogo": False}
 
@@ -145,8 +148,36 @@ def power_chart(site: str) -> None:
     st.plotly_chart(power_figure(series), config=PLOTLY_CONFIG, key="fleet_site_power")
 
 
+def reports(site: str) -> None:
+    """Read as the page opens, not on the timer: a site announces a report or two a day, and the scan
+    walks back through its records."""
+    st.subheader("Reports")
+    try:
+        rows = site_reports(engine, site, REPORT_ROWS, since=context.now() - timedelta(days=REPORT_DAYS))
+    except SQLAlchemyError as exc:
+        st.warning(f"Fleet database not readable: {error_line(exc)}")
+        return
+    if not rows:
+        st.caption(f"No report announced in the last {REPORT_DAYS} days.")
+        return
+    hash_help = (f"SHA-256 of the report's figures as the site computed them; the first {HASH_SHOWN} hex digits. "
+                 "The full values, and those of the files, are under the table.")
+    st.dataframe([report_row(r, zone) for r in rows], hide_index=True, width="stretch", key="fleet_site_reports",
+                 column_config={"figures SHA-256": st.column_config.TextColumn(help=hash_help),
+                                "peak demand kW": st.column_config.TextColumn(
+                                    help="highest 15-minute average import, with the battery"),
+                                "savings $": st.column_config.TextColumn(
+                                    help="the bill without the battery minus the bill with it, on the site's tariff "
+                                         "(a daily report: energy and fixed charges; demand is billed monthly)")})
+    st.caption("The report files (PDF, HTML, CSV) stay at the site: the fleet gets their figures and SHA-256 "
+               "values only. Anyone holding a copy can check it with `sha256sum`: it must match the value here.")
+    with st.expander("SHA-256 in full"):
+        st.dataframe(report_hashes(rows), hide_index=True, width="stretch", key="fleet_site_report_hashes")
+
+
 chosen = choose_site()
 if chosen:
     site_now(chosen)
     events(chosen)
     power_chart(chosen)
+    reports(chosen)
