@@ -39,3 +39,19 @@ def test_the_shipped_fleet_example_is_a_valid_server_file():
 
     settings = ServerSettings.model_validate(yaml.safe_load((REPO / "config/fleet/fleet.example.yaml").read_text()))
     assert settings.site_users() == {"plant-a": "edge-plant-a"} and settings.tls.mutual
+
+
+def test_the_shipped_party_example_and_the_commented_grants_are_valid():
+    import yaml
+
+    from energizeos.remote.config import PartySettings, UplinkSettings
+    from tests.conftest import REPO
+
+    party = PartySettings.model_validate(yaml.safe_load((REPO / "config/fleet/party.example.yaml").read_text()))
+    assert party.user == "noc" and party.tls is not None and party.tls.cert is not None
+    # the site config's commented remote: section, uncommented, is a valid uplink with its grant
+    lines = (REPO / "config/sim_site.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# remote:"))
+    block = "\n".join(line[2:].split("  #")[0] for line in lines[start:] if line.startswith("#"))
+    remote = UplinkSettings.model_validate(yaml.safe_load(block)["remote"])
+    assert [g.as_parameter() for g in remote.grants] == ["noc=remote-noc:acknowledge,shelve"]
