@@ -144,15 +144,20 @@ class Uplink(Node):
             self.answer(party, None, False, str(exc), request_id=requests.request_id_of(payload))
             return
         verdict = self.gate.decide(party, request, now)
+        if verdict.flood:  # answered, logged once a minute, not recorded one by one
+            self.link.reply(party, requests.ReplyMsg(request.request_id, False, verdict.refusal, now))
+            self.get_logger().warning(f"remote requests from {party}: {verdict.refusal}", throttle_duration_sec=60.0)
+            return
         if not verdict.accepted:
             self.answer(party, request, False, verdict.refusal)
             return
         if not self.alarm_action.service_is_ready():
             self.answer(party, request, False, "the alarm manager is not running at this site; nothing was done")
             return
-        who = f"{party}/{request.person}" if request.person else party
+        who = f"remote {party}/{request.person}" if request.person else f"remote {party}"
+        comment = f"{who}: {request.comment}" if request.comment else who
         call = AlarmAction.Request(alarm_id=request.alarm_id, action=ALARM_ACTIONS[request.action],
-                                   user=verdict.as_user, comment=f"remote {who}: {request.comment}".strip(),
+                                   user=verdict.as_user, comment=comment,
                                    shelve_duration_s=request.shelve_s)
         future = self.alarm_action.call_async(call, timeout_sec=5.0)
         future.add_done_callback(lambda f: self._answered(party, request, verdict.as_user, f))

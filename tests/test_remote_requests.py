@@ -79,6 +79,17 @@ def test_the_gate_acts_only_on_a_granted_fresh_first_request():
     assert gate.decide("noc", req(request_id="req-00000005"), NOW + 1 * S).accepted
 
 
+def test_a_party_flooding_the_site_is_refused_for_a_minute():
+    gate = RequestGate(GRANTS, max_age_s=30.0, per_minute=5)
+    verdicts = [gate.decide("noc", req(request_id=f"req-{i:08d}", t=NOW + i * S), NOW + i * S) for i in range(7)]
+    assert [v.accepted for v in verdicts] == [True] * 5 + [False] * 2
+    assert verdicts[5].flood and "more than 5 requests from 'noc' within a minute" in verdicts[5].refusal
+    assert gate.decide("ops2", req(request_id="req-10000000"), NOW + 6 * S).accepted  # another party is not held
+    late = NOW + 60 * S  # the first request is a minute old: room for one more
+    assert gate.decide("noc", req(request_id="req-20000000", t=late), late).accepted
+    assert gate.decide("noc", req(request_id="req-20000001", t=late), late).flood
+
+
 @given(party=st.sampled_from(["noc", "ops2", "owner", "edge-a"]), action=st.sampled_from(requests.ACTIONS),
        age_s=st.floats(-100, 100, allow_nan=False), repeat=st.booleans())
 def test_the_gate_accepts_exactly_what_the_grants_and_the_clock_allow(party, action, age_s, repeat):

@@ -15,13 +15,15 @@ dispatch modes, plans, the breaker — can be asked for from outside the site. T
 
 A request must also be fresh: one older than ``max_request_age_s`` (sent while the link was down and
 delivered late) or stamped in the future (a wrong clock) is refused, and an id is acted on once.
+A party sending more than ``per_minute`` requests in a minute is refused without a record of each
+(a runaway script must not flood the site's records).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -177,6 +179,7 @@ class Verdict:
 
     as_user: str = ""
     refusal: str = ""
+    flood: bool = False  # refused for the rate alone: answered, but not recorded one by one
 
     @property
     def accepted(self) -> bool:
@@ -189,13 +192,22 @@ class RequestGate:
     Pure: time comes in as ``now_ns``. The id memory is bounded (``remember`` ids); an id older than
     the age limit is refused as stale anyway, so a forgotten id cannot be replayed."""
 
-    def __init__(self, grants: list[Grant], max_age_s: float, remember: int = 10_000) -> None:
+    def __init__(self, grants: list[Grant], max_age_s: float, remember: int = 10_000, per_minute: int = 30) -> None:
         self.grants = {g.party: g for g in grants}
         self.max_age_ns = int(max_age_s * NS_PER_S)
         self.remember = remember
+        self.per_minute = per_minute
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._recent: dict[str, deque[int]] = {}
 
     def decide(self, party: str, request: RequestMsg, now_ns: int) -> Verdict:
+        recent = self._recent.setdefault(party, deque())
+        while recent and now_ns - recent[0] >= 60 * NS_PER_S:
+            recent.popleft()
+        if len(recent) >= self.per_minute:
+            return Verdict(refusal=f"more than {self.per_minute} requests from {party!r} within a minute: "
+                                   "wait and send again", flood=True)
+        recent.append(now_ns)
         grant = self.grants.get(party)
         if grant is None:
             return Verdict(refusal=f"party {party!r} has no grant at this site (remote.grants)")
