@@ -11,8 +11,6 @@ import zenoh
 from energizeos.remote import requests
 from energizeos.remote.protocol import ProtocolError
 
-NS_PER_S = 1_000_000_000
-
 
 def new_request(action: str, alarm_id: int, person: str = "", comment: str = "", shelve_s: float = 0.0,
                 now_ns: int | None = None) -> requests.RequestMsg:
@@ -24,7 +22,7 @@ def new_request(action: str, alarm_id: int, person: str = "", comment: str = "",
 def ask(session: zenoh.Session, site: str, party: str, request: requests.RequestMsg,
         timeout_s: float = 10.0) -> requests.ReplyMsg | None:
     """Put ``request`` as ``party`` and wait for the site's reply to it; None when none came in time
-    (the link or the site may be down, or the site grants this party nothing it hears)."""
+    (the link or the site is down, or the router does not let this party send to that site)."""
     replies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
     sub = session.declare_subscriber(requests.reply_key(site, party), lambda s: replies.put(s.payload.to_bytes()))
     try:
