@@ -141,12 +141,15 @@ class Uplink(Node):
         try:
             request = requests.decode_request(payload)
         except ProtocolError as exc:
-            self.answer(party, None, False, str(exc), request_id=requests.request_id_of(payload))
+            over = self.gate.count(party, now)
+            if over is not None:
+                self.flooded(party, requests.request_id_of(payload), over, now)
+            else:
+                self.answer(party, None, False, str(exc), request_id=requests.request_id_of(payload))
             return
         verdict = self.gate.decide(party, request, now)
-        if verdict.flood:  # answered, logged once a minute, not recorded one by one
-            self.link.reply(party, requests.ReplyMsg(request.request_id, False, verdict.refusal, now))
-            self.get_logger().warning(f"remote requests from {party}: {verdict.refusal}", throttle_duration_sec=60.0)
+        if verdict.flood:
+            self.flooded(party, request.request_id, verdict, now)
             return
         if not verdict.accepted:
             self.answer(party, request, False, verdict.refusal)
@@ -161,6 +164,11 @@ class Uplink(Node):
                                    shelve_duration_s=request.shelve_s)
         future = self.alarm_action.call_async(call, timeout_sec=5.0)
         future.add_done_callback(lambda f: self._answered(party, request, verdict.as_user, f))
+
+    def flooded(self, party: str, request_id: str, verdict: requests.Verdict, now: int) -> None:
+        """Over the rate: answered and logged once a minute, not recorded one by one."""
+        self.link.reply(party, requests.ReplyMsg(request_id, False, verdict.refusal, now))
+        self.get_logger().warning(f"remote requests from {party}: {verdict.refusal}", throttle_duration_sec=60.0)
 
     def _answered(self, party: str, request: requests.RequestMsg, as_user: str, future: Future) -> None:
         error = future.exception()

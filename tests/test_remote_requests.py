@@ -236,6 +236,15 @@ def test_a_granted_operator_acknowledges_and_everyone_else_is_refused(site):
                 bodies = session.exec(select(FleetRecord.body).where(FleetRecord.kind == "events")).all()
             return sum('"remote-request"' in b for b in bodies)
         wait_until(lambda: forwarded() == 6 or bool(ex.spin_for(0.2)), 15, "the six requests at the aggregator")
+        # A runaway script (malformed, too): past 30 messages a minute from one party, nothing more is recorded.
+        for i in range(40):
+            noc.put("fleet/site-a/request/noc", b'{"v":1,"id":"flood-%04d"}' % i)
+        def requests_recorded() -> int:
+            return sum(e.kind == "remote-request" for e in events)
+        wait_until(lambda: requests_recorded() >= 30 or bool(ex.spin_for(0.2)), 10, "the flood heard")
+        time.sleep(1.0)  # the rest of the flood arrives, and is answered without a record
+        ex.spin_for(1.0)
+        assert requests_recorded() == 6 + 25  # noc sent 5 of the 6 above: 25 more fit its 30 a minute
         # Nothing from outside reaches the site's bus but this node's own records of what it did.
         assert {p.topic_name for p in uplink.publishers} <= {EVENTS_TOPIC, "/rosout"}
     finally:

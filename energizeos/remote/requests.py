@@ -200,7 +200,8 @@ class RequestGate:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._recent: dict[str, deque[int]] = {}
 
-    def decide(self, party: str, request: RequestMsg, now_ns: int) -> Verdict:
+    def count(self, party: str, now_ns: int) -> Verdict | None:
+        """Count one message from ``party`` (a malformed one too); a refusal when it is over the rate."""
         recent = self._recent.setdefault(party, deque())
         while recent and now_ns - recent[0] >= 60 * NS_PER_S:
             recent.popleft()
@@ -208,6 +209,12 @@ class RequestGate:
             return Verdict(refusal=f"more than {self.per_minute} requests from {party!r} within a minute: "
                                    "wait and send again", flood=True)
         recent.append(now_ns)
+        return None
+
+    def decide(self, party: str, request: RequestMsg, now_ns: int) -> Verdict:
+        over = self.count(party, now_ns)
+        if over is not None:
+            return over
         grant = self.grants.get(party)
         if grant is None:
             return Verdict(refusal=f"party {party!r} has no grant at this site (remote.grants)")
