@@ -117,10 +117,11 @@ class Reporter(Node):
         doc = build_report(self.engine, kind, label, self.settings, now.to_datetime())
         kept = [store.save(self.engine, doc, fmt, self.get_name(), now_ns=now.nanoseconds) for fmt in self.formats]
         self.kept += kept
-        # on the bus for the historian and the uplink: remote parties get the figures and the files' hashes
+        # on the bus for the historian and the uplink: remote parties get the figures, the files' hashes and
+        # (the formats the uplink forwards) the files
         self.events.report("report", f"{kind} report {label} ready", report=kind, period=label,
                            figures_sha256=doc.figures_sha256, figures=doc.figures,
-                           files={k.format: k.sha256 for k in kept})
+                           files={k.format: k.sha256 for k in kept}, paths={k.format: str(k.path) for k in kept})
         self.get_logger().info(f"{kind} report {label}: " + ", ".join(f"{k.path.name} sha256 {k.sha256[:12]}…"
                                                                     for k in kept))
         return kept

@@ -12,11 +12,16 @@ the alarm manager role-checks again; every request, done or refused, is answered
 ``remote-request`` event (energizeos/remote/requests.py). Nothing from outside is ever put on the
 site's bus, so the PCS and breaker stay the arbiter's alone.
 Telemetry is thinned to one sample per topic per ``telemetry_period_s`` (0: every sample); commands,
-decisions, alarms and events are always forwarded whole.
+decisions, alarms and events are always forwarded whole. The files of each report the reporter
+announces go too, in ``report_formats`` (PDF by default), each only if it still has the SHA-256
+the reporter announced.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,8 @@ def _settings(node: Node) -> UplinkSettings:
         "telemetry_period_s": param("telemetry_period_s", 1.0,
                                     "forward one telemetry sample per topic per period (0: every one)"),
         "max_request_age_s": param("max_request_age_s", 30.0, "a remote request older than this is refused"),
+        "report_formats": param("report_formats", ["pdf"], "report files forwarded with their announcement"),
+        "max_report_file_mb": param("max_report_file_mb", 10.0, "a larger report file stays at the site"),
     }
     grants = param("grants", [], "remote parties' alarm requests acted on, one 'party=as_user:action,action' "
                                   "each (site config remote.grants)")
@@ -81,7 +88,7 @@ def _settings(node: Node) -> UplinkSettings:
 class Uplink(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("uplink", **kwargs)
-        settings = _settings(self)
+        settings = self.settings = _settings(self)
         self.telemetry_period_ns = int(settings.telemetry_period_s * 1e9)
         outbox = settings.outbox or subdir("remote") / "outbox.db"
         self.link = EdgeLink(settings, outbox)
@@ -118,6 +125,45 @@ class Uplink(Node):
         except ValueError:  # details that are not JSON (the historian logs it): forward the event without them
             msg.data_json = "{}"
             self._add("events", rows.ems_event_row(msg))
+        announced = json.loads(msg.data_json or "{}") if msg.kind == "report" else None
+        if isinstance(announced, dict):
+            self.forward_report_files(announced, rows.stamp_ns(msg))
+
+    def forward_report_files(self, announced: dict[str, Any], time_ns: int) -> None:
+        """The announced report's files in the forwarded formats, each only if it still has the SHA-256
+        the reporter announced (a file changed since is evidence of something wrong: it stays, and says so)."""
+        paths, hashes = announced.get("paths") or {}, announced.get("files") or {}
+        for fmt in self.settings.report_formats:
+            path, expected = paths.get(fmt), hashes.get(fmt)
+            if not path or not expected:
+                continue  # the site keeps no file of this format
+            name = f"{announced.get('report', '?')} report {announced.get('period', '?')} ({fmt})"
+            problem, data = self._read_report_file(Path(path), expected)
+            if problem:
+                self.get_logger().error(f"{name} not forwarded: {problem}")
+                self.events.report("report-not-forwarded", f"{name} not forwarded: {problem}", report=announced.get(
+                    "report"), period=announced.get("period"), format=fmt, reason=problem)
+                continue
+            self.link.add("report_files", time_ns, {
+                "report": announced.get("report"), "period": announced.get("period"), "format": fmt,
+                "name": Path(path).name, "sha256": expected, "size": len(data), "time_ns": time_ns,
+                "data_b64": base64.b64encode(data).decode()})
+
+    def _read_report_file(self, path: Path, expected: str) -> tuple[str, bytes]:
+        """("", bytes) when the file is readable, small enough and unchanged; (why not, b"") otherwise."""
+        limit = int(self.settings.max_report_file_mb * 1024 * 1024)
+        try:
+            size = path.stat().st_size
+            if size > limit:
+                return f"{path.name} is {size / 1048576:.1f} MB, over max_report_file_mb " \
+                       f"{self.settings.max_report_file_mb:g}", b""
+            data = path.read_bytes()
+        except OSError as exc:
+            return f"{path} cannot be read ({exc.strerror})", b""
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != expected:
+            return f"{path.name} has SHA-256 {digest}, not the {expected} announced: it changed after it was made", b""
+        return "", data
 
     def pump(self) -> None:
         now = self.get_clock().now().nanoseconds

@@ -21,12 +21,15 @@ All times hang off ``NOW`` (by default 2026-11-26 14:00:30 PST, 22:00:30 UTC); t
   0.1 kWh/min from 18:00; SOC 88 %, battery 0 kW. A "remote-link" event at 18:00:30 and four report
   announcements (``DELTA_REPORTS``): at 18:04 one whose details the uplink could not read (forwarded
   as {}), at 18:05 the daily 2026-11-23 without data, at 18:06 the daily 2026-11-24, at 18:07 the
-  monthly 2026-10.
+  monthly 2026-10. With its announcement the site forwarded files (``DELTA_FILES``): the daily
+  2026-11-24 as pdf and csv, the monthly 2026-10 as html; each file's bytes (``report_file_bytes``)
+  hash to the SHA-256 announced for it.
 - ``echo``: configured, never heard from.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -62,11 +65,24 @@ MONTHLY_FIGURES = {"has_data": True, "period_s": 2678400.0, "poi_import_kwh": 30
 NO_DATA_FIGURES = {"has_data": False, "period_s": 86400.0}
 DELTA_REPORTS = ((4, "daily", "2026-11-22", None), (5, "daily", "2026-11-23", NO_DATA_FIGURES),
                  (6, "daily", "2026-11-24", DAILY_FIGURES), (7, "monthly", "2026-10", MONTHLY_FIGURES))
+DELTA_FILES = {("daily", "2026-11-24"): ("pdf", "csv"), ("monthly", "2026-10"): ("html",)}  # forwarded formats
 
 
 def report_files(site: str, kind: str, label: str) -> dict[str, str]:
     """Stand-ins for the SHA-256 of the files a site keeps (pdf, html, csv)."""
     return {fmt: hashlib.sha256(f"{site} {kind} {label}.{fmt}".encode()).hexdigest() for fmt in ("pdf", "html", "csv")}
+
+
+def report_file_bytes(site: str, kind: str, label: str, fmt: str) -> bytes:
+    """A stand-in file whose SHA-256 is the one ``report_files`` gives for it."""
+    return f"{site} {kind} {label}.{fmt}".encode()
+
+
+def report_file_body(kind: str, label: str, fmt: str, data: bytes, time_ns: int) -> dict:
+    """A "report_files" record body as the edge's uplink forwards it (keys in its order)."""
+    return {"report": kind, "period": label, "format": fmt, "name": f"{kind}-{label}.{fmt}",
+            "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "time_ns": time_ns,
+            "data_b64": base64.b64encode(data).decode()}
 
 
 def _header(t: datetime) -> Header:
@@ -112,6 +128,12 @@ class SiteLog:
              "files": report_files(self.site, kind, label)}, sort_keys=True, default=str)
         self.add("events", t, ems_event_row(EmsEvent(header=_header(t), source="reporter", kind="report",
                                                      message=f"{kind} report {label} ready", data_json=details)))
+
+    def report_file(self, t: datetime, kind: str, label: str, fmt: str) -> None:
+        """A file of a report, forwarded by the uplink right after its announcement (the same time)."""
+        ns = ns_from_utc(t)
+        self.add("report_files", t, report_file_body(kind, label, fmt, report_file_bytes(self.site, kind, label, fmt),
+                                                     ns))
 
     def store(self, engine: Engine, epoch: str, name: str = "", head: int | None = None,
               last_seen: datetime | None = None) -> None:
@@ -210,6 +232,8 @@ def build_fleet(engine: Engine, now: datetime = NOW) -> None:
         "waiting to be acknowledged", data_json=json.dumps({"link": "up", "pending": 0}))))
     for minute, kind, label, figures in DELTA_REPORTS:
         delta.report(at(-1, 18, minute), kind, label, figures)
+        for fmt in DELTA_FILES.get((kind, label), ()):
+            delta.report_file(at(-1, 18, minute), kind, label, fmt)
     delta.records.sort(key=lambda r: (r.time_ns, r.seq))
     delta.records = [Record(i, r.kind, r.time_ns, r.body) for i, r in enumerate(delta.records, 1)]
     delta.store(engine, "delta-e1", name="Delta Lab")

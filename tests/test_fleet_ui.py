@@ -4,6 +4,7 @@ accounts, the Sites table with the figures of tests/fleet_data.py, one site's pa
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -12,13 +13,28 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from sqlalchemy import update
+from sqlmodel import Session
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.runtime.media_file_storage import MediaFileStorageError
+from streamlit.testing.v1 import app_test
 
 from energizeos.access import accounts
 from energizeos.records.db import init_db, make_engine
+from energizeos.records.models import FleetRecord, FleetReportFile
 from energizeos.reports.build import figures_digest
 from energizeos.ui import context, serve
 from energizeos.ui.fleet_view import FLEET_DB_URL, FLEET_OFFLINE_S, FLEET_SITES, FLEET_TZ, age
-from tests.fleet_data import DAILY_FIGURES, KNOWN, MONTHLY_FIGURES, NO_DATA_FIGURES, NOW, build_fleet, report_files
+from tests.fleet_data import (
+    DAILY_FIGURES,
+    KNOWN,
+    MONTHLY_FIGURES,
+    NO_DATA_FIGURES,
+    NOW,
+    build_fleet,
+    report_file_bytes,
+    report_files,
+)
 from tests.ui_app import FLEET_APP, log_in, open_app, password_of, texts
 
 SITE_PAGE = "views/fleet_site.py"
@@ -148,7 +164,7 @@ def test_a_site_page_lists_the_reports_it_announced_with_their_hashes(fleet_db):
     assert not at.exception
     tables = {tuple(d.value.columns): d.value for d in at.dataframe}
     reports = tables[("announced (site time)", "report", "period", "import kWh", "export kWh", "peak demand kW",
-                      "savings $", "figures SHA-256", "note")]
+                      "savings $", "figures SHA-256", "files here", "note")]
     assert list(reports["period"]) == ["2026-10", "2026-11-24", "2026-11-23", "—"]  # newest first
     assert list(reports["announced (site time)"]) == [f"2026-11-25 18:0{m}:00" for m in (7, 6, 5, 4)]
     monthly, daily, no_data, lost = reports.to_dict("records")
@@ -168,12 +184,82 @@ def test_a_site_page_lists_the_reports_it_announced_with_their_hashes(fleet_db):
     assert full["2026-11-23"]["figures SHA-256"] == figures_digest(NO_DATA_FIGURES)
     assert {fmt: full["2026-11-24"][f"{fmt} file SHA-256"] for fmt in ("pdf", "html", "csv")} == report_files(
         "delta", "daily", "2026-11-24")
-    assert "The report files (PDF, HTML, CSV) stay at the site" in texts(at)
+    # the files the site forwarded are here (tests/fleet_data.py DELTA_FILES), the others stay at the site
+    assert list(reports["files here"]) == ["html", "pdf, csv", "—", "—"]
+    assert "The other files stay at the site; anyone holding a copy can check it with `sha256sum`" in texts(at)
+    assert "checked against its SHA-256 when it arrived and is checked again on download" in texts(at)
     assert [b.key for b in at.button] == ["logout"]  # read-only: nothing here reaches the site
 
     at.query_params["site"] = "alpha"
     at.switch_page(SITE_PAGE).run()
     assert "No report announced in the last 40 days." in texts(at)
+
+
+@pytest.fixture
+def media(monkeypatch: pytest.MonkeyPatch) -> list[MediaFileManager]:
+    """The media file managers of the app's runs (AppTest makes one per run and drops it), so a test can
+    do what a click on a download button does: run the button's deferred callable."""
+    managers: list[MediaFileManager] = []
+
+    class Kept(MediaFileManager):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            managers.append(self)
+
+    monkeypatch.setattr(app_test, "MediaFileManager", Kept)
+    return managers
+
+
+def click(media: list[MediaFileManager], button) -> tuple[str, bytes]:
+    """(file name, bytes) the browser gets for a click on ``button`` in the latest run."""
+    manager = media[-1]
+    url = manager.execute_deferred(button.proto.deferred_file_id)
+    file = manager._storage.get_file(url.rsplit("/", 1)[-1].split(".")[0])  # type: ignore[attr-defined]
+    return file.filename, file.content
+
+
+def test_a_site_page_offers_the_report_files_the_site_forwarded(fleet_db, media):
+    at = log_in("viewer", app=FLEET_APP)
+    at.query_params["site"] = "delta"
+    at.switch_page(SITE_PAGE).run()
+    assert not at.exception
+    pick = at.selectbox(key="fleet_site_report_pick_delta")
+    assert pick.options == ["monthly 2026-10", "daily 2026-11-24"] and pick.value == "monthly 2026-10"  # newest
+    (html,) = at.get("download_button")
+    assert html.proto.label == "HTML · monthly-2026-10.html (26 B)"
+    announced = report_files("delta", "monthly", "2026-10")["html"]
+    assert html.proto.help == f"SHA-256 {announced}, checked again on download"
+    assert html.proto.deferred_file_id and not html.proto.url  # no bytes read until the click
+    assert click(media, html) == ("monthly-2026-10.html", report_file_bytes("delta", "monthly", "2026-10", "html"))
+
+    at.selectbox(key="fleet_site_report_pick_delta").select("daily 2026-11-24").run()
+    pdf, csv = at.get("download_button")
+    assert [b.proto.label.split(" · ")[0] for b in (pdf, csv)] == ["PDF", "CSV"]
+    assert click(media, pdf) == ("daily-2026-11-24.pdf", report_file_bytes("delta", "daily", "2026-11-24", "pdf"))
+    assert click(media, csv)[1] == report_file_bytes("delta", "daily", "2026-11-24", "csv")
+    assert [b.key for b in at.button] == ["logout"]  # downloads only: nothing here reaches the site
+
+    # the database changed after the file was stored: the click serves nothing, and the error names the file
+    engine = make_engine(fleet_db)
+    with Session(engine) as session:
+        ref = session.execute(FleetReportFile.__table__.select().where(  # type: ignore[attr-defined]
+            FleetReportFile.name == "daily-2026-11-24.pdf")).one()
+        body = json.loads(session.get(FleetRecord, ("delta", ref.epoch, ref.seq)).body)
+        body["data_b64"] = base64.b64encode(b"not what the site sent").decode()
+        session.execute(update(FleetRecord).where(FleetRecord.site_id == "delta", FleetRecord.epoch == ref.epoch,
+                                                  FleetRecord.seq == ref.seq).values(body=json.dumps(body)))
+        session.commit()
+    engine.dispose()
+    with pytest.raises(MediaFileStorageError) as err:
+        click(media, pdf)
+    assert isinstance(err.value.__cause__, ValueError)
+    assert "site delta: report file daily-2026-11-24.pdf" in str(err.value.__cause__)
+    assert report_files("delta", "daily", "2026-11-24")["pdf"] in str(err.value.__cause__)
+    assert click(media, csv)[1] == report_file_bytes("delta", "daily", "2026-11-24", "csv")  # the others still serve
+
+    at.query_params["site"] = "alpha"  # no report, no file: no download
+    at.switch_page(SITE_PAGE).run()
+    assert not at.get("download_button") and not at.exception
 
 
 def test_the_overview_links_to_the_chosen_site(fleet_db):

@@ -17,7 +17,8 @@ from energizeos.records.models import AlarmRecord, Event, Role, Telemetry
 from energizeos.records.writer import Batch, RecordWriter, verify_sealed_rows
 
 TABLES = {"telemetry", "events", "alarms", "alarm_events", "commands", "decisions", "plans", "approvals", "reports",
-          "commissioning_runs", "commissioning_steps", "evidence", "users", "roles", "audit_chain", "user_sessions"}
+          "commissioning_runs", "commissioning_steps", "evidence", "users", "roles", "audit_chain", "user_sessions",
+          "fleet_sites", "fleet_records", "fleet_telemetry", "fleet_alarms", "fleet_report_files"}
 T0 = 1_795_600_000_000_000_000  # 2026-11-25 in ns
 
 
@@ -28,7 +29,10 @@ def engine(migrated_engine):
 
 def test_migrations_create_every_table_and_match_the_models(engine):
     assert set(inspect(engine).get_table_names()) >= TABLES
-    assert current_revision(engine) == head_revision() == "0003"
+    assert current_revision(engine) == head_revision() == "0004"
+    assert {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("fleet_report_files")} == {
+        "ix_fleet_report_files_site_time": ["site_id", "time"]}
+    assert inspect(engine).get_pk_constraint("fleet_report_files")["constrained_columns"] == ["site_id", "epoch", "seq"]
     with engine.connect() as conn:  # the migration and the SQLModel classes describe the same schema
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
@@ -40,8 +44,14 @@ def test_migrations_create_every_table_and_match_the_models(engine):
 def test_downgrade_and_upgrade_round_trip(engine):
     assert downgrade(engine, "base") == ""
     assert "telemetry" not in inspect(engine).get_table_names()
-    assert upgrade(engine) == "0003"
-    assert upgrade(engine) == "0003"  # a second run finds nothing to do
+    assert upgrade(engine, "0003") == "0003"  # a fleet database made before report files were forwarded
+    assert "fleet_records" in inspect(engine).get_table_names()
+    assert "fleet_report_files" not in inspect(engine).get_table_names()
+    assert upgrade(engine) == "0004"
+    assert "fleet_report_files" in inspect(engine).get_table_names()
+    assert upgrade(engine) == "0004"  # a second run finds nothing to do
+    assert downgrade(engine, "0003") == "0003" and "fleet_report_files" not in inspect(engine).get_table_names()
+    assert upgrade(engine) == "0004"
 
 
 def test_times_are_stored_utc_and_read_back_aware(engine):

@@ -421,6 +421,7 @@ def test_reporter_node_keeps_each_finished_day_on_the_audit_chain(july, tmp_path
         ("daily", day, fmt) for day in ("2025-07-01", "2025-07-02", "2025-07-03") for fmt in ("pdf", "csv")]
     assert [a["period"] for a in announced] == ["2025-07-01", "2025-07-02", "2025-07-03"]
     assert {sha for a in announced for sha in a["files"].values()} == {r.sha256 for r in kept}
+    assert {p for a in announced for p in a["paths"].values()} == {r.path for r in kept}  # where the uplink reads
     assert all(a["figures"]["poi_import_kwh"] > 0 for a in announced)
     for record in kept:
         assert sha256_file(Path(record.path)) == record.sha256

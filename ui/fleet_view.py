@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from energizeos.remote.fleet_queries import CATCHING_UP, NEVER_HEARD, OFFLINE, ONLINE, SiteReport, SiteSummary
+from energizeos.remote.fleet_queries import (
+    CATCHING_UP,
+    NEVER_HEARD,
+    OFFLINE,
+    ONLINE,
+    ReportFileRef,
+    SiteReport,
+    SiteSummary,
+)
 
 # What ``serve.py --app fleet`` hands the app (a Streamlit script takes no arguments).
 FLEET_DB_URL = "ENERGIZEOS_FLEET_DB_URL"  # empty: $ENERGIZEOS_DB_URL or the SQLite file, as the aggregator
@@ -110,12 +118,14 @@ def short_hash(digest: str) -> str:
     return digest[:HASH_SHOWN] + "…" if len(digest) > HASH_SHOWN else digest or NONE
 
 
-def report_row(r: SiteReport, zone: ZoneInfo) -> dict[str, object]:
-    """One announced report as a row of the site page's Reports table."""
+def report_row(r: SiteReport, zone: ZoneInfo, here: Sequence[str] = ()) -> dict[str, object]:
+    """One announced report as a row of the site page's Reports table; ``here``: the formats of it the
+    site forwarded (downloadable at the fleet)."""
     row: dict[str, object] = {"announced (site time)": local(r.time, zone), "report": r.report or NONE,
                               "period": r.period or NONE}
     row.update({label: _figure(r.figures, name, digits) for label, (name, digits) in REPORT_FIGURES.items()})
     row["figures SHA-256"] = short_hash(r.figures_sha256)
+    row["files here"] = ", ".join(here) or NONE
     if r.problem:
         note = f"unreadable: {r.problem}" + (f' (announced as "{r.message}")' if r.message else "")
     elif r.figures.get("has_data") is False:
@@ -131,3 +141,22 @@ def report_hashes(reports: Sequence[SiteReport]) -> list[dict[str, str]]:
     formats = list(dict.fromkeys(fmt for r in reports for fmt in r.files))
     return [{"report": r.report or NONE, "period": r.period or NONE, "figures SHA-256": r.figures_sha256 or NONE,
              **{f"{fmt} file SHA-256": r.files.get(fmt, NONE) for fmt in formats}} for r in reports]
+
+
+FILE_ORDER = ("pdf", "html", "csv")  # as the site's Reports page offers them; any other format after these
+MIME = {"pdf": "application/pdf", "html": "text/html", "csv": "text/csv"}
+
+
+def file_formats(files: Mapping[str, ReportFileRef]) -> list[str]:
+    """The formats of one report forwarded to the fleet, in the usual order."""
+    return sorted(files, key=lambda fmt: (FILE_ORDER.index(fmt) if fmt in FILE_ORDER else len(FILE_ORDER), fmt))
+
+
+def file_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} kB" if size < 1024 * 1024 else f"{size / 1048576:.1f} MB"
+
+
+def download_label(fmt: str, ref: ReportFileRef) -> str:
+    return f"{fmt.upper()} · {ref.name} ({file_size(ref.size)})"

@@ -298,3 +298,22 @@ class FleetAlarm(SQLModel, table=True):
     message: str = Field(sa_column=Column(Text, nullable=False))
     raised: datetime = _time()
     changed: datetime = _time()
+
+
+class FleetReportFile(SQLModel, table=True):
+    """A report file a site forwarded (a "report_files" record): which report, format and SHA-256. The
+    bytes stay in that record's body in ``fleet_records`` (same site, epoch, seq), stored once; the
+    fleet view lists files from this small table and reads a body only for a download."""
+
+    __tablename__ = "fleet_report_files"
+    __table_args__ = (Index("ix_fleet_report_files_site_time", "site_id", "time"),)
+    site_id: str = Field(primary_key=True)
+    epoch: str = Field(primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    report: str  # daily / monthly
+    period: str  # "2026-11-25", "2026-10"
+    format: str  # pdf / html / csv
+    name: str  # the file's name at the site, e.g. "daily-2026-11-25.pdf"
+    sha256: str  # of the file's bytes, checked when stored and again when served
+    size: int = Field(sa_type=BigInteger)
+    time: datetime = _time()  # the report's announcement time at the edge (the record's time)

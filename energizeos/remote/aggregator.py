@@ -46,7 +46,7 @@ class Stats:
     duplicates: int = 0
     refused_gap: int = 0
     dropped: int = 0  # batches dropped on arrival because the writer was that far behind (sent again)
-    malformed_rows: int = 0  # telemetry rows / alarm transitions kept only raw (see fleet_store.store_many)
+    malformed_rows: int = 0  # telemetry rows / alarm transitions / report files kept only raw (fleet_store.store_many)
     lost: int = 0  # records a site had pruned before they were stored here (a database restored from backup)
     rejected: int = 0  # malformed, or for a site with no party
     db_errors: int = 0
@@ -193,8 +193,8 @@ class Aggregator:
             malformed = fleet_store.store_many(self.engine, writes, self._now())
             if malformed:
                 self.stats.malformed_rows += malformed
-                self._problem(f"{malformed} malformed telemetry row(s) or alarm transition(s) kept only as sent "
-                              "(fleet_records), not in the fleet view's tables")
+                self._problem(f"{malformed} malformed telemetry row(s), alarm transition(s) or report file(s) kept "
+                              "only as sent (fleet_records), not in the fleet view's tables")
         self.streams.update(streams)
         committed_at = self.clock()
         for text in refused:

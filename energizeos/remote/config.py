@@ -79,6 +79,9 @@ class UplinkSettings(_Strict):
     # remote parties' alarm requests this edge acts on (none unless listed; energizeos/remote/requests.py)
     grants: list[Grant] = Field(default_factory=list)
     max_request_age_s: float = Field(30.0, gt=0, le=600)  # an older request arrived late: refused
+    # report files forwarded with their announcement (checked against its SHA-256 first); [] for none
+    report_formats: list[Literal["pdf", "html", "csv"]] = Field(default_factory=lambda: ["pdf"])
+    max_report_file_mb: float = Field(10.0, gt=0, le=200)  # a larger file stays at the site (logged)
 
     _check = field_validator("endpoint")(_check_endpoint)
 

@@ -12,6 +12,9 @@ number of sites, not with the years of telemetry stored. SQLite and PostgreSQL r
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from energizeos.records.models import FleetAlarm, FleetRecord, FleetSite, FleetTelemetry
+from energizeos.records.models import FleetAlarm, FleetRecord, FleetReportFile, FleetSite, FleetTelemetry
 from energizeos.records.types import utc_from_ns
 from energizeos_msgs.msg import Alarm
 
@@ -86,18 +89,31 @@ class SiteEvent:
 
 @dataclass(frozen=True)
 class SiteReport:
-    """A report the site announced (the reporter node's "report" event). The files stay at the site;
-    their SHA-256 lets anyone check a copy, and ``figures_sha256`` one of the figures."""
+    """A report the site announced (the reporter node's "report" event). The files stay at the site unless
+    it forwarded them (``site_report_files``); their SHA-256 lets anyone check a copy, and
+    ``figures_sha256`` one of the figures."""
 
     time: datetime  # when the site announced it (the event's stamp at the edge)
     report: str  # "daily" or "monthly"; "" when unreadable
     period: str  # the period label: "2026-11-25", "2026-10"; "" when unreadable
     figures: dict[str, Any]  # flat name -> value, as the report computed them ({} when unreadable)
     figures_sha256: str  # SHA-256 of the canonical JSON of the figures, as the site computed it
-    files: dict[str, str]  # format -> SHA-256 of the file kept at the site
+    files: dict[str, str]  # format -> SHA-256 of the file kept at the site (``site_report_files``: those forwarded)
     source: str  # the node that made it
     message: str  # the event's text ("daily report 2026-11-25 ready"): what is left when the details are not
     problem: str = ""  # what could not be read in the announcement; "" when it was whole
+
+
+@dataclass(frozen=True)
+class ReportFileRef:
+    """A report file the site forwarded, without its bytes: ``report_file_bytes(site, epoch, seq)`` loads them."""
+
+    name: str  # the file's name at the site, e.g. "daily-2026-11-25.pdf"
+    sha256: str  # checked when stored and again when served
+    size: int  # bytes
+    epoch: str  # with seq: the fleet_records row that holds the bytes
+    seq: int
+    time: datetime  # the report's announcement time
 
 
 @dataclass(frozen=True)
@@ -335,6 +351,47 @@ def site_reports(engine: Engine, site: str, limit: int = 60, since: datetime | N
             if len(out) >= limit or len(rows) < limit:
                 return out[:limit]
             offset += limit
+
+
+def site_report_files(engine: Engine, site: str,
+                      since: datetime | None = None) -> dict[tuple[str, str], dict[str, ReportFileRef]]:
+    """(report, period) -> {format: file} of the report files the site forwarded, newest first by
+    announcement; a format sent twice for a period (a report made again) is its newest file. Reads the
+    small ``fleet_report_files`` table only, never the bodies; ``since`` bounds it by announcement time."""
+    query = select(FleetReportFile).where(FleetReportFile.site_id == site)
+    if since is not None:
+        query = query.where(FleetReportFile.time >= _aware(since))
+    query = query.order_by(FleetReportFile.time, FleetReportFile.seq)  # type: ignore[arg-type]
+    out: dict[tuple[str, str], dict[str, ReportFileRef]] = {}
+    with Session(engine) as session:
+        for f in session.execute(query).scalars().all():
+            files = out.pop((f.report, f.period), {})  # popped and put back: the newest announcement goes last
+            files[f.format] = ReportFileRef(f.name, f.sha256, f.size, f.epoch, f.seq, f.time)
+            out[(f.report, f.period)] = files
+    return dict(reversed(out.items()))
+
+
+def report_file_bytes(engine: Engine, site: str, epoch: str, seq: int) -> tuple[str, bytes]:
+    """(name, bytes) of a forwarded report file, its SHA-256 checked again against the one it had when
+    stored: a database changed since must never serve a file as the site's. Raises LookupError for no
+    such file, ValueError (naming the site, the file and both hashes) for bytes that do not match."""
+    with Session(engine) as session:
+        ref = session.get(FleetReportFile, (site, epoch, seq))
+        record = session.get(FleetRecord, (site, epoch, seq))
+    if ref is None or record is None:
+        raise LookupError(f"site {site}: no forwarded report file at {epoch}/{seq}")
+    what = f"site {site}: report file {ref.name} ({ref.report} {ref.period}, record {epoch}/{seq})"
+    try:
+        body = json.loads(record.body)
+        data = base64.b64decode(body["data_b64"], validate=True)
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise ValueError(f"{what}: the stored record no longer holds the file ({type(exc).__name__}); "
+                         f"expected SHA-256 {ref.sha256}; not served") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != ref.sha256 or body.get("sha256") != ref.sha256:
+        raise ValueError(f"{what}: SHA-256 {actual} of the stored bytes (record says {body.get('sha256')}) does "
+                         f"not match {ref.sha256} checked when it arrived; not served")
+    return ref.name, data
 
 
 def _downsample(times: list[datetime], values: list[float | None], start: datetime, end: datetime,

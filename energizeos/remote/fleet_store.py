@@ -1,16 +1,21 @@
 """The aggregator's writes: a site's accepted records, in one transaction per batch.
 
-Each record goes to ``fleet_records`` as sent; telemetry rows also go to ``fleet_telemetry`` and
-alarm transitions update ``fleet_alarms`` (the latest state per alarm), so the fleet view reads
-small tables. The site's ``have_seq`` moves in the same transaction: after a crash the stored
-records and the point to resume from always agree. ``store_many`` writes several messages in one
+Each record goes to ``fleet_records`` as sent; telemetry rows also go to ``fleet_telemetry``,
+alarm transitions update ``fleet_alarms`` (the latest state per alarm) and a forwarded report file is
+listed in ``fleet_report_files`` (its bytes stay in the record), so the fleet view reads small
+tables. The site's ``have_seq`` moves in the same transaction: after a crash the stored records and
+the point to resume from always agree. ``store_many`` writes several messages in one
 transaction (the aggregator's writer does when messages queue up: one commit each capped it at
 ~130 batches/s on a durable PostgreSQL, bench/bench_fleet.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from energizeos.records.models import FleetAlarm, FleetRecord, FleetSite, FleetTelemetry
+from energizeos.records.models import FleetAlarm, FleetRecord, FleetReportFile, FleetSite, FleetTelemetry
 from energizeos.records.types import utc_from_ns
 from energizeos.records.writer import insert_ignoring_duplicates
 from energizeos.remote.protocol import MAX_TIME_NS, Record
@@ -36,6 +41,7 @@ def load_cursors(engine: Engine) -> dict[str, SiteCursor]:
         return {s.site_id: SiteCursor(s.site_id, s.epoch, s.have_seq) for s in session.exec(select(FleetSite))}
 
 
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _int(value: Any, low: int, high: int) -> bool:
@@ -53,6 +59,26 @@ def _alarm_ok(ev: Any) -> bool:
     return (isinstance(ev, dict) and _int(ev.get("time_ns"), 0, MAX_TIME_NS) and _int(ev.get("alarm_id"), 0, 2**63 - 1)
             and all(isinstance(ev.get(k), str) for k in ("code", "source", "message"))
             and _int(ev.get("priority"), 0, 255) and _int(ev.get("state"), 0, 255))
+
+
+def _report_file_row(site: str, epoch: str, record: Record) -> dict[str, Any] | None:
+    """The record's row for ``fleet_report_files``, or None when the body is malformed: a name or hash
+    missing, or bytes that do not decode to ``size`` bytes with that SHA-256. The file is decoded once
+    here; a file the fleet lists has been checked, and is checked again when served."""
+    body = record.body
+    if not (all(isinstance(body.get(k), str) and body[k] for k in ("report", "period", "format", "name"))
+            and isinstance(body.get("sha256"), str) and SHA256_HEX.fullmatch(body["sha256"])
+            and _int(body.get("size"), 0, 2**63 - 1) and isinstance(body.get("data_b64"), str)):
+        return None
+    try:
+        data = base64.b64decode(body["data_b64"], validate=True)
+    except (binascii.Error, ValueError):  # not base64, or not ASCII
+        return None
+    if len(data) != body["size"] or hashlib.sha256(data).hexdigest() != body["sha256"]:
+        return None
+    return {"site_id": site, "epoch": epoch, "seq": record.seq, "report": body["report"], "period": body["period"],
+            "format": body["format"], "name": body["name"], "sha256": body["sha256"], "size": body["size"],
+            "time": utc_from_ns(record.time_ns)}
 
 
 def _telemetry_rows(site: str, record: Record) -> tuple[list[dict[str, Any]], int]:
@@ -96,9 +122,9 @@ class StatusWrite:
 def store_many(engine: Engine, writes: list[BatchWrite | StatusWrite], now: datetime) -> int:
     """Batches and statuses, in order, in one transaction; the rows of all batches go in one insert each.
 
-    Every record is kept whole in ``fleet_records``. A malformed telemetry row or alarm transition
-    (which a healthy edge never sends) is left out of the derived tables rather than refusing the
-    batch — a refused batch would stall its site for ever. Returns how many were left out."""
+    Every record is kept whole in ``fleet_records``. A malformed telemetry row, alarm transition or
+    report file (which a healthy edge never sends) is left out of the derived tables rather than refusing
+    the batch — a refused batch would stall its site for ever. Returns how many were left out."""
     with Session(engine) as session:
         # The sites' rows in one query (not one per write), held here: the session keeps them only
         # weakly. Their changes go out together at the commit.
@@ -106,6 +132,7 @@ def store_many(engine: Engine, writes: list[BatchWrite | StatusWrite], now: date
             select(FleetSite).where(col(FleetSite.site_id).in_({w.site for w in writes})))}
         records: list[dict[str, Any]] = []
         telemetry: list[dict[str, Any]] = []
+        files: list[dict[str, Any]] = []
         malformed = 0
         for w in writes:
             if w.site not in sites:
@@ -118,11 +145,13 @@ def store_many(engine: Engine, writes: list[BatchWrite | StatusWrite], now: date
                 if w.epoch == row.epoch:  # a status about another outbox (a reinstalled edge) says nothing here
                     row.head_seq = max(w.head, row.have_seq)
             else:
-                malformed += _stage_batch(session, sites[w.site], w, now, records, telemetry)
+                malformed += _stage_batch(session, sites[w.site], w, now, records, telemetry, files)
         if records:
             insert_ignoring_duplicates(session, FleetRecord.__table__, records)  # type: ignore[arg-type]
         if telemetry:
             insert_ignoring_duplicates(session, FleetTelemetry.__table__, telemetry)  # type: ignore[arg-type]
+        if files:
+            insert_ignoring_duplicates(session, FleetReportFile.__table__, files)  # type: ignore[arg-type]
         session.commit()
     return malformed
 
@@ -134,9 +163,10 @@ def store_batch(engine: Engine, site: str, epoch: str, head: int, records: tuple
 
 
 def _stage_batch(session: Session, site_row: FleetSite, w: BatchWrite, now: datetime, records: list[dict[str, Any]],
-                 telemetry: list[dict[str, Any]]) -> int:
-    """Move the site's row and alarms; add the batch's rows to ``records`` / ``telemetry``. Returns the
-    number of malformed telemetry rows and alarm transitions left out of the derived tables."""
+                 telemetry: list[dict[str, Any]], files: list[dict[str, Any]]) -> int:
+    """Move the site's row and alarms; add the batch's rows to ``records`` / ``telemetry`` / ``files``.
+    Returns the number of malformed telemetry rows, alarm transitions and report files left out of the
+    derived tables."""
     malformed = 0
     site, epoch = w.site, w.epoch
     if site_row.epoch != epoch:
@@ -154,6 +184,12 @@ def _stage_batch(session: Session, site_row: FleetSite, w: BatchWrite, now: date
                     _apply_alarm(session, site, r.body)
                 else:
                     malformed += 1
+            elif r.kind == "report_files":
+                row = _report_file_row(site, epoch, r)
+                if row is None:
+                    malformed += 1
+                else:
+                    files.append(row)
         site_row.have_seq = w.records[-1].seq
         newest = utc_from_ns(max(r.time_ns for r in w.records))
         if site_row.last_record_time is None or newest > site_row.last_record_time:

@@ -17,7 +17,7 @@ from typing import Any
 
 VERSION = 1
 MAX_TIME_NS = 253_402_300_799 * 10**9  # 9999-12-31T23:59:59Z: the last time a database timestamp holds
-KINDS = frozenset({"telemetry", "alarm_events", "events", "decisions", "commands"})
+KINDS = frozenset({"telemetry", "alarm_events", "events", "decisions", "commands", "report_files"})
 
 
 class ProtocolError(ValueError):

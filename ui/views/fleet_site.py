@@ -1,11 +1,13 @@
 """One site of the fleet: its status and today's figures, its open alarms, its recent events,
-today's POI and battery power, and the reports it announced. The site comes from the URL
-(``?site=<id>``, as the Sites page links it) or the chooser. Read-only: nothing here reaches the site.
+today's POI and battery power, and the reports it announced, with downloads of the files it forwarded.
+The site comes from the URL (``?site=<id>``, as the Sites page links it) or the chooser. Read-only:
+nothing here reaches the site.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -14,18 +16,31 @@ from sqlalchemy.exc import SQLAlchemyError
 from energizeos.records.db import error_line
 from energizeos.remote.fleet_queries import (
     NEVER_HEARD,
+    ReportFileRef,
     Series,
     fleet_overview,
     fleet_sites,
     local_day,
+    report_file_bytes,
     site_alarms,
     site_events,
     site_power_series,
+    site_report_files,
     site_reports,
 )
 from energizeos.ui import context
 from energizeos.ui.alarm_view import PRIORITY, STATE
-from energizeos.ui.fleet_view import HASH_SHOWN, local, number, report_hashes, report_row, status_line
+from energizeos.ui.fleet_view import (
+    HASH_SHOWN,
+    MIME,
+    download_label,
+    file_formats,
+    local,
+    number,
+    report_hashes,
+    report_row,
+    status_line,
+)
 
 EVENT_DAYS = 7  # how far back the event list looks (it scans the site's records by time)
 EVENT_ROWS = 50
@@ -150,29 +165,61 @@ def power_chart(site: str) -> None:
 
 def reports(site: str) -> None:
     """Read as the page opens, not on the timer: a site announces a report or two a day, and the scan
-    walks back through its records."""
+    walks back through its records. The forwarded files are listed from their small table; no file's
+    bytes are read until its download button is clicked."""
     st.subheader("Reports")
+    since = context.now() - timedelta(days=REPORT_DAYS)
     try:
-        rows = site_reports(engine, site, REPORT_ROWS, since=context.now() - timedelta(days=REPORT_DAYS))
+        rows = site_reports(engine, site, REPORT_ROWS, since=since)
+        files = site_report_files(engine, site, since=since)
     except SQLAlchemyError as exc:
         st.warning(f"Fleet database not readable: {error_line(exc)}")
         return
     if not rows:
         st.caption(f"No report announced in the last {REPORT_DAYS} days.")
-        return
-    hash_help = (f"SHA-256 of the report's figures as the site computed them; the first {HASH_SHOWN} hex digits. "
-                 "The full values, and those of the files, are under the table.")
-    st.dataframe([report_row(r, zone) for r in rows], hide_index=True, width="stretch", key="fleet_site_reports",
-                 column_config={"figures SHA-256": st.column_config.TextColumn(help=hash_help),
-                                "peak demand kW": st.column_config.TextColumn(
-                                    help="highest 15-minute average import, with the battery"),
-                                "savings $": st.column_config.TextColumn(
-                                    help="the bill without the battery minus the bill with it, on the site's tariff "
-                                         "(a daily report: energy and fixed charges; demand is billed monthly)")})
-    st.caption("The report files (PDF, HTML, CSV) stay at the site: the fleet gets their figures and SHA-256 "
-               "values only. Anyone holding a copy can check it with `sha256sum`: it must match the value here.")
-    with st.expander("SHA-256 in full"):
-        st.dataframe(report_hashes(rows), hide_index=True, width="stretch", key="fleet_site_report_hashes")
+    else:
+        hash_help = (f"SHA-256 of the report's figures as the site computed them; the first {HASH_SHOWN} hex "
+                     "digits. The full values, and those of the files, are under the table.")
+        table = [report_row(r, zone, file_formats(files.get((r.report, r.period), {}))) for r in rows]
+        st.dataframe(table, hide_index=True, width="stretch", key="fleet_site_reports",
+                     column_config={"figures SHA-256": st.column_config.TextColumn(help=hash_help),
+                                    "peak demand kW": st.column_config.TextColumn(
+                                        help="highest 15-minute average import, with the battery"),
+                                    "savings $": st.column_config.TextColumn(
+                                        help="the bill without the battery minus the bill with it, on the site's "
+                                             "tariff (a daily report: energy and fixed charges; demand is billed "
+                                             "monthly)"),
+                                    "files here": st.column_config.TextColumn(
+                                        help="the formats the site forwarded: downloadable below")})
+        st.caption("Files the site forwarded (\"files here\") can be downloaded below: each was checked against "
+                   "its SHA-256 when it arrived and is checked again on download, and one that no longer matches "
+                   "is not served. The other files stay at the site; anyone holding a copy can check it with "
+                   "`sha256sum`: it must match the value here.")
+        with st.expander("SHA-256 in full"):
+            st.dataframe(report_hashes(rows), hide_index=True, width="stretch", key="fleet_site_report_hashes")
+    if files:
+        downloads(site, files)
+
+
+def _file(site: str, ref: ReportFileRef) -> bytes:
+    """Called by Streamlit on a download click, outside the page run: the bytes, their SHA-256 checked
+    again. A mismatch raises, Streamlit serves nothing (the browser says the download failed) and logs
+    the error, which names the file and both hashes."""
+    return report_file_bytes(engine, site, ref.epoch, ref.seq)[1]
+
+
+def downloads(site: str, files: dict[tuple[str, str], dict[str, ReportFileRef]]) -> None:
+    """One report at a time (picked, newest first), a button per forwarded format. ``data`` is a
+    callable, so only a click reads a file out of the database."""
+    labels = {f"{report} {period}": (report, period) for report, period in files}
+    picked = st.selectbox("Download a forwarded report", list(labels), key=f"fleet_site_report_pick_{site}")
+    chosen_files = files[labels[picked]]
+    formats = file_formats(chosen_files)
+    for col, fmt in zip(st.columns(len(formats)), formats, strict=True):
+        ref = chosen_files[fmt]
+        col.download_button(download_label(fmt, ref), data=partial(_file, site, ref), file_name=ref.name,
+                            mime=MIME.get(fmt, "application/octet-stream"), key=f"fleet_site_report_{fmt}",
+                            on_click="ignore", help=f"SHA-256 {ref.sha256}, checked again on download")
 
 
 chosen = choose_site()
