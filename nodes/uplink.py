@@ -132,10 +132,12 @@ class Uplink(Node):
     def forward_report_files(self, announced: dict[str, Any], time_ns: int) -> None:
         """The announced report's files in the forwarded formats, each only if it still has the SHA-256
         the reporter announced (a file changed since is evidence of something wrong: it stays, and says so)."""
-        paths, hashes = announced.get("paths") or {}, announced.get("files") or {}
+        paths, hashes = announced.get("paths"), announced.get("files")
+        if not isinstance(paths, dict) or not isinstance(hashes, dict):
+            return  # an announcement without file locations (an older reporter): the files stay at the site
         for fmt in self.settings.report_formats:
             path, expected = paths.get(fmt), hashes.get(fmt)
-            if not path or not expected:
+            if not isinstance(path, str) or not path or not isinstance(expected, str) or not expected:
                 continue  # the site keeps no file of this format
             name = f"{announced.get('report', '?')} report {announced.get('period', '?')} ({fmt})"
             problem, data = self._read_report_file(Path(path), expected)

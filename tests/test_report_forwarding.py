@@ -70,6 +70,11 @@ def test_report_files_cross_the_link_only_as_announced(tmp_path):
         for period, files in (("2026-11-25", good), ("2026-11-24", changed), ("2026-11-23", large),
                               ("2026-11-22", gone)):
             announce.publish(announcement(period, files))
+        # announcements a reporter never makes: without locations, or with them garbled; nothing is sent
+        for data in ({"report": "daily", "period": "2026-11-21", "files": {"pdf": "0" * 64}},
+                     {"report": "daily", "period": "2026-11-20", "files": {"pdf": "0" * 64}, "paths": ["a.pdf"]},
+                     {"report": "daily", "period": "2026-11-19", "files": {"pdf": 7}, "paths": {"pdf": 7}}):
+            announce.publish(EmsEvent(source="probe", kind="report", message="odd", data_json=json.dumps(data)))
         ex.spin_for(0.5)
 
         def delivered() -> bool:
@@ -99,7 +104,7 @@ def test_report_files_cross_the_link_only_as_announced(tmp_path):
         assert len(refused) == 3
         # the announcements and the refusals reached the aggregator too
         kinds = sorted(e["kind"] for e in forwarded_events if e["kind"].startswith("report"))
-        assert kinds == ["report"] * 4 + ["report-not-forwarded"] * 3
+        assert kinds == ["report"] * 7 + ["report-not-forwarded"] * 3
     finally:
         ex.shutdown()
         aggregator.stop()
