@@ -361,14 +361,13 @@ def site_report_files(engine: Engine, site: str,
     query = select(FleetReportFile).where(FleetReportFile.site_id == site)
     if since is not None:
         query = query.where(FleetReportFile.time >= _aware(since))
-    query = query.order_by(FleetReportFile.time, FleetReportFile.seq)  # type: ignore[arg-type]
+    query = query.order_by(FleetReportFile.time.desc(), FleetReportFile.seq.desc())  # type: ignore[attr-defined]
     out: dict[tuple[str, str], dict[str, ReportFileRef]] = {}
     with Session(engine) as session:
-        for f in session.execute(query).scalars().all():
-            files = out.pop((f.report, f.period), {})  # popped and put back: the newest announcement goes last
-            files[f.format] = ReportFileRef(f.name, f.sha256, f.size, f.epoch, f.seq, f.time)
-            out[(f.report, f.period)] = files
-    return dict(reversed(out.items()))
+        for f in session.execute(query).scalars().all():  # newest first: the first file of a format wins
+            out.setdefault((f.report, f.period), {}).setdefault(
+                f.format, ReportFileRef(f.name, f.sha256, f.size, f.epoch, f.seq, f.time))
+    return out
 
 
 def report_file_bytes(engine: Engine, site: str, epoch: str, seq: int) -> tuple[str, bytes]:

@@ -80,25 +80,27 @@ class AckMsg:
     gap: bool = False
 
 
-def _dumps(data: dict[str, Any]) -> bytes:
+def dumps_message(data: dict[str, Any]) -> bytes:
+    """Compact JSON with the protocol version (every message on ``fleet/...``, requests included)."""
     return json.dumps({"v": VERSION, **data}, separators=(",", ":"), allow_nan=False).encode()
 
 
 def encode_batch(msg: BatchMsg) -> bytes:
-    return _dumps({"site": msg.site, "epoch": msg.epoch, "head": msg.head, "floor": msg.floor,
+    return dumps_message({"site": msg.site, "epoch": msg.epoch, "head": msg.head, "floor": msg.floor,
                    "records": [r.to_json() for r in msg.records]})
 
 
 def encode_status(msg: StatusMsg) -> bytes:
-    return _dumps({"site": msg.site, "epoch": msg.epoch, "head": msg.head, "acked": msg.acked,
+    return dumps_message({"site": msg.site, "epoch": msg.epoch, "head": msg.head, "acked": msg.acked,
                    "t": msg.time_ns, "link_up_s": msg.link_up_s})
 
 
 def encode_ack(msg: AckMsg) -> bytes:
-    return _dumps({"epoch": msg.epoch, "have": msg.have, "gap": msg.gap})
+    return dumps_message({"epoch": msg.epoch, "have": msg.have, "gap": msg.gap})
 
 
-def _load(payload: bytes, what: str) -> dict[str, Any]:
+def load_message(payload: bytes, what: str) -> dict[str, Any]:
+    """The JSON object of a message of this protocol version; ``ProtocolError`` naming ``what`` otherwise."""
     try:
         data = json.loads(bytes(payload))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -120,7 +122,7 @@ def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], what:
 
 
 def decode_batch(payload: bytes) -> BatchMsg:
-    data = _load(payload, "batch")
+    data = load_message(payload, "batch")
     site, epoch, head = _field(data, "site", str, "batch"), _field(data, "epoch", str, "batch"), \
         _field(data, "head", int, "batch")
     floor = _field(data, "floor", int, "batch")
@@ -147,7 +149,7 @@ def decode_batch(payload: bytes) -> BatchMsg:
 
 
 def decode_status(payload: bytes) -> StatusMsg:
-    data = _load(payload, "status")
+    data = load_message(payload, "status")
     link_up = data.get("link_up_s", 0.0)
     if not isinstance(link_up, int | float) or isinstance(link_up, bool):
         raise ProtocolError("status: field 'link_up_s' not a number")
@@ -157,7 +159,7 @@ def decode_status(payload: bytes) -> StatusMsg:
 
 
 def decode_ack(payload: bytes) -> AckMsg:
-    data = _load(payload, "ack")
+    data = load_message(payload, "ack")
     gap = data.get("gap", False)
     if not isinstance(gap, bool):
         raise ProtocolError("ack: field 'gap' not a boolean")

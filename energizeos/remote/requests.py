@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from energizeos.remote.protocol import MAX_TIME_NS, VERSION, ProtocolError
+from energizeos.remote.protocol import MAX_TIME_NS, ProtocolError, dumps_message, load_message
 
 ACTIONS = ("acknowledge", "shelve", "unshelve")
 Action = Literal["acknowledge", "shelve", "unshelve"]
@@ -99,26 +99,12 @@ def party_of(key_expr: str) -> str:
 
 
 def encode_request(msg: RequestMsg) -> bytes:
-    return json.dumps({"v": VERSION, "id": msg.request_id, "t": msg.time_ns, "action": msg.action,
-                       "alarm_id": msg.alarm_id, "person": msg.person, "comment": msg.comment,
-                       "shelve_s": msg.shelve_s}, separators=(",", ":"), allow_nan=False).encode()
+    return dumps_message({"id": msg.request_id, "t": msg.time_ns, "action": msg.action, "alarm_id": msg.alarm_id,
+                          "person": msg.person, "comment": msg.comment, "shelve_s": msg.shelve_s})
 
 
 def encode_reply(msg: ReplyMsg) -> bytes:
-    return json.dumps({"v": VERSION, "id": msg.request_id, "ok": msg.ok, "message": msg.message,
-                       "t": msg.time_ns}, separators=(",", ":")).encode()
-
-
-def _object(payload: bytes, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(bytes(payload))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"{what}: not JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ProtocolError(f"{what}: expected an object, got {type(data).__name__}")
-    if data.get("v") != VERSION:
-        raise ProtocolError(f"{what}: protocol version {data.get('v')!r}, this end speaks {VERSION}")
-    return data
+    return dumps_message({"id": msg.request_id, "ok": msg.ok, "message": msg.message, "t": msg.time_ns})
 
 
 def _int(data: dict[str, Any], name: str, what: str) -> int:
@@ -136,7 +122,7 @@ def _text(data: dict[str, Any], name: str, what: str) -> str:
 
 
 def decode_request(payload: bytes) -> RequestMsg:
-    data = _object(payload, "request")
+    data = load_message(payload, "request")
     request_id = data.get("id")
     if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
         raise ProtocolError("request: field 'id' missing or not 8-64 letters, digits, '-' or '_'")
@@ -163,7 +149,7 @@ def request_id_of(payload: bytes) -> str:
 
 
 def decode_reply(payload: bytes) -> ReplyMsg:
-    data = _object(payload, "reply")
+    data = load_message(payload, "reply")
     ok = data.get("ok")
     if not isinstance(ok, bool):
         raise ProtocolError("reply: field 'ok' not a boolean")
