@@ -293,40 +293,54 @@ class Planner(Node):
     def _propose(self, plan: Plan, continuation_of: int = 0) -> None:
         self.plans[plan.plan_id] = plan
         self.proposed_pub.publish(self._msg(plan, DispatchPlan.STATUS_PROPOSED))
-        try:
+        decision = self._policy_decision(plan, continuation_of)
+        try:  # the plan and the policy's decision on it in one transaction
             approval.save_plan(self._records(), plan.plan_id, self.settings.site, plan.start, plan.interval_s,
-                               plan.body(), plan.gate.findings, self.get_clock().now().nanoseconds)
+                               plan.body(), plan.gate.findings, self.get_clock().now().nanoseconds, decision)
         except SQLAlchemyError as exc:
             self._db_ready = False
             self.get_logger().error(f"plan {plan.plan_id} could not be stored ({error_line(exc)}): "
                                     "it cannot be approved")
             return
+        if decision is not None:
+            self._decided(plan, decision)
         if not plan.gate.passed:
-            self._decide(plan, False, "policy:safety-gate", "policy", "; ".join(plan.gate.failures))
             self.conditions.set("EMS_PLAN_REJECTED", True, Alarm.PRIORITY_MEDIUM,
                                 f"plan {plan.plan_id} for {plan.start.isoformat()} rejected by the safety gate: "
                                 + "; ".join(plan.gate.failures), {"plan_id": plan.plan_id})
-            return
-        self.conditions.set("EMS_PLAN_REJECTED", False)
+        else:
+            self.conditions.set("EMS_PLAN_REJECTED", False)
+
+    def _policy_decision(self, plan: Plan, continuation_of: int) -> approval.Decision | None:
+        """What the configured policy decides on a new plan at once; None: it waits for a user."""
+        if not plan.gate.passed:
+            return approval.Decision(False, "policy:safety-gate", "policy", "; ".join(plan.gate.failures))
         if continuation_of and continuation_of in self.approved:
-            self._decide(plan, True, "policy:replan", "policy",
-                         f"re-plan of approved plan {continuation_of}; passed the safety gate")
-        elif self.policy == "auto":
-            self._decide(plan, True, "policy:auto", "policy", "passed the safety gate")
+            return approval.Decision(True, "policy:replan", "policy",
+                                     f"re-plan of approved plan {continuation_of}; passed the safety gate")
+        if self.policy == "auto":
+            return approval.Decision(True, "policy:auto", "policy", "passed the safety gate")
+        return None
 
     def _decide(self, plan: Plan, approved: bool, user: str, role: str, comment: str) -> bool:
+        """A user's decision on a stored plan."""
         try:
             approval.record_decision(self._records(), plan.plan_id, approved, user, role, comment,
                                      self.get_clock().now().nanoseconds)
         except (SQLAlchemyError, ValueError) as exc:
             self.get_logger().error(f"decision on plan {plan.plan_id} could not be recorded: {exc}")
             return False
-        if approved:
-            self.approved[plan.plan_id] = user
-        self.events.report("plan_approval" if approved else "plan_rejection",
-                           f"plan {plan.plan_id} {'approved' if approved else 'rejected'} by {user}: {comment}",
-                           user, plan_id=plan.plan_id)
+        self._decided(plan, approval.Decision(approved, user, role, comment))
         return True
+
+    def _decided(self, plan: Plan, decision: approval.Decision) -> None:
+        """A recorded decision takes effect: an approved plan may be followed; either way it is an event."""
+        verb = "approved" if decision.approved else "rejected"
+        if decision.approved:
+            self.approved[plan.plan_id] = decision.user
+        self.events.report("plan_approval" if decision.approved else "plan_rejection",
+                           f"plan {plan.plan_id} {verb} by {decision.user}: {decision.comment}", decision.user,
+                           plan_id=plan.plan_id)
 
     def _activate(self, plan: Plan) -> None:
         self.active = plan
