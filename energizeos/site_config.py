@@ -107,8 +107,8 @@ class Planning(_Strict):
     replan_deviation_pct: float = Field(0.0, ge=0)  # 0: re-plan every interval (rolling horizon)
     replan_soc_deviation_pct: float = Field(0.0, ge=0)
     bias_decay_intervals: float = Field(0.0, ge=0)  # a re-plan's load correction fades (e-folding); 0: holds all day
-    # the month's non-coincident peak is planned as at least what a full battery could have held on the
-    # heaviest of this many recent days (energizeos/planning/demand_floor.py); 0: off
+    # the month's non-coincident peak is planned as at least the highest peak the day plan would have set on
+    # the measured load of this many recent days (energizeos/planning/demand_floor.py); 0: off
     demand_floor_days: int = Field(14, ge=0, le=42)
 
 

@@ -72,9 +72,10 @@ class Planner(Node):
         self.holidays = _parse_holidays(p("holidays", "us-federal", ParameterDescriptor(
             "days the site runs as on a Sunday: us-federal, none, or ISO dates separated by commas")).value)
         self.demand_floor_days = p("demand_floor_days", 14, ParameterDescriptor(
-            "plan the month's non-coincident peak as at least the level a full battery could have held "
-            "on the heaviest of this many recent days (0: off)", min_value=0, max_value=HISTORY_DAYS)).value
+            "plan the month's non-coincident peak as at least the highest peak the day plan would have set "
+            "on the measured load of this many recent days (0: off)", min_value=0, max_value=HISTORY_DAYS)).value
         self._floor: tuple[date, dict] | None = None  # (the local day it was found for, the floor)
+        self._floor_days: dict = {}  # (day, its load) -> the peak its day plan sets: each day is solved once
         db_url = p("db_url", "").value
         check_s = p("check_period_s", 60.0, ParameterDescriptor("how often the schedule is looked at",
                                                                 min_value=1.0, max_value=900.0)).value
@@ -268,7 +269,8 @@ class Planner(Node):
         return peaks, dict(self.month_on_peak)
 
     def _demand_floor(self) -> dict:
-        """The floor from the ``demand_floor_days`` whole days before today, found once a day."""
+        """The floor from the ``demand_floor_days`` whole days before today, found once a day (one new LP:
+        the days before are remembered)."""
         if self.demand_floor_days <= 0:
             return {}
         today = self.now().astimezone(ZoneInfo(self.tz)).date()
@@ -276,11 +278,15 @@ class Planner(Node):
             from energizeos.planning.demand_floor import demand_floor
 
             start, _n = local_day(today, self.tz)
-            floor = demand_floor(self.tracker.history(start, self.demand_floor_days), self.settings.battery, self.tz)
+            first = today - timedelta(days=self.demand_floor_days)
+            self._floor_days = {key: kw for key, kw in self._floor_days.items() if key[0] >= first}
+            floor = demand_floor(self.tracker.history(start, self.demand_floor_days), self.tariff, self.settings,
+                                 self._floor_days)
             self._floor = (today, floor)
             if floor:
-                self.get_logger().info(f"demand floor {floor['kw']:.1f} kW: what a full battery could have held "
-                                       f"on {floor['day']}")
+                self.get_logger().info(
+                    f"demand floor {floor['kw']:.1f} kW: the peak the day plan sets on {floor['day']}'s load "
+                    f"(a full battery alone could have held that day at {floor['holdable_kw']:.1f} kW)")
         return self._floor[1]
 
     # --- gate, approval, activation ---------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_a_faithful_llm_answer_is_shown_with_its_citations(day, index_dir, stub)
     assistant = with_llm(day, index_dir, stub.base_url)
     state = assistant.prepare(OVERTEMP_Q, NOW)
     root = state["facts"].fired[0]
-    stub.reply = (f"Rack 3 overheated: BMS_RACK_OVERTEMP was raised at 16:24:27 [{root.cite}], the BMS dropped its "
+    stub.reply = (f"Rack 3 overheated: BMS_RACK_OVERTEMP was raised at 16:24:26 [{root.cite}], the BMS dropped its "
                   "permissive and the arbiter refused dispatch. It is critical. Follow the thermal procedure "
                   "[procedures/bms-thermal.md#response].")
     answer = assistant.ask(OVERTEMP_Q, NOW)
@@ -117,7 +117,7 @@ def test_an_unfaithful_llm_answer_is_replaced_and_logged(day, index_dir, stub, c
     state = assistant.prepare(OVERTEMP_Q, NOW)
     given = "\n".join(evidence_texts(state["facts"], state["docs"]))
     absent_code = next(a.code for a in load_catalogue().alarms if a.code not in given)
-    stub.reply = f"BMS_RACK_OVERTEMP on rack 3 at 16:24:27; {invented.format(absent_code=absent_code)}."
+    stub.reply = f"BMS_RACK_OVERTEMP on rack 3 at 16:24:26; {invented.format(absent_code=absent_code)}."
     with caplog.at_level(logging.WARNING, logger="energizeos.assistant"):
         answer = assistant.ask(OVERTEMP_Q, NOW)
     assert answer.mode == "llm-rejected" and answer.answer == state["draft"].text
@@ -135,7 +135,7 @@ def test_an_endpoint_that_is_down_or_slow_leaves_the_deterministic_answer(day, i
 
 def test_streaming_passes_the_text_as_it_comes_and_a_rejection_replaces_it(day, index_dir, stub):
     assistant = with_llm(day, index_dir, stub.base_url)
-    stub.reply = "BMS_RACK_OVERTEMP was raised at 16:24:27 on rack 3. It is critical."
+    stub.reply = "BMS_RACK_OVERTEMP was raised at 16:24:26 on rack 3. It is critical."
     pieces: list[str] = []
     answer = assistant.ask(OVERTEMP_Q, NOW, on_text=pieces.append)
     assert len(pieces) > 3 and "".join(pieces) == stub.reply == answer.answer and answer.mode == "llm"

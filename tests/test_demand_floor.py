@@ -1,4 +1,5 @@
-"""The month's demand floor: the level a full battery could have held on the heaviest recent day."""
+"""The month's demand floor: the highest peak the day plan sets on a recent day's measured load, and
+its lower bound, the level a full battery could have held that day under."""
 
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -8,11 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from energizeos.planning.day_ahead import PlannerSettings
 from energizeos.planning.demand_floor import demand_floor, holdable_level
 from energizeos.planning.history import LoadHistory
 from energizeos.planning.lp import Battery
+from energizeos.tariffs import load_tariff
 
 TZ = "America/Los_Angeles"
+TARIFF = load_tariff("sdge-al-tou")  # illustrative rates: max demand $30/kW, summer on-peak $25/kW (16:00-21:00)
+
+
+def floor_of(history: LoadHistory, battery: Battery | None = None, cache: dict | None = None) -> dict:
+    return demand_floor(history, TARIFF, PlannerSettings(tz=TZ, battery=battery or Battery()), cache)
 
 
 def test_the_level_spends_exactly_the_energy_by_hand():
@@ -46,37 +54,75 @@ def test_the_level_is_the_lowest_the_battery_can_hold(values, energy, power):
         assert needed.max() >= power - 1e-6 or needed.sum() * 0.25 >= energy - 1e-6
 
 
-def _days(levels_kw: list[float], first: date) -> LoadHistory:
-    """Days with a 500 kW base and four hours at the given level, on the local-day grid."""
+def _days(levels_kw: list[float], first: date, base_kw: float = 500.0, hours: slice = slice(40, 56)) -> LoadHistory:
+    """Days with a base load and the given level over ``hours`` (10:00-14:00 by default: before the
+    on-peak, which then has the base load), on the local-day grid."""
     start = datetime(first.year, first.month, first.day, tzinfo=ZoneInfo(TZ)).astimezone(UTC)
     values = []
     for level in levels_kw:
-        values += [500.0] * 40 + [level] * 16 + [500.0] * 40
+        day = np.full(96, base_kw)
+        day[hours] = level
+        values += list(day)
     return LoadHistory(start, 900, np.array(values))
 
 
-def test_the_floor_is_the_heaviest_days_level():
-    battery = Battery(power_kw=500.0, energy_kwh=1000.0, soc_min_pct=10.0, soc_reserve_pct=5.0, soc_max_pct=95.0,
-                      discharge_efficiency=0.95)  # 800 kWh of SOC window: 760 kWh at the AC side
+BATTERY = Battery(power_kw=500.0, energy_kwh=1000.0, soc_min_pct=10.0, soc_reserve_pct=5.0, soc_max_pct=95.0,
+                  discharge_efficiency=0.95)  # 800 kWh of SOC window: 760 kWh at the AC side
+
+
+def test_the_floor_is_the_heaviest_days_planned_peak_by_hand():
     history = _days([900.0, 1400.0, 1200.0], date(2025, 6, 2))
-    floor = demand_floor(history, battery, TZ)
-    # the 1400 kW day: 760 kWh over four hours takes 190 kW off it
-    assert floor == {"kw": pytest.approx(1400.0 - 190.0), "day": date(2025, 6, 3)}
+    floor = floor_of(history, BATTERY)
+    # the 1400 kW day: the plan fills the battery overnight and gives its 760 kWh to the four hours (the
+    # midday max demand at $30/kW over 4 h beats the 500 kW on-peak at $25/kW over 5 h), taking 190 kW off;
+    # it refills at off-peak between 14:00 and 16:00, under that peak, for the on-peak. A full battery could
+    # have held the day at exactly that level too: here energy, not the on-peak, is what binds
+    assert floor == {"kw": pytest.approx(1400.0 - 190.0, abs=0.01), "day": date(2025, 6, 3),
+                     "holdable_kw": pytest.approx(1210.0)}
+
+
+def test_where_the_pcs_binds_the_floor_is_the_peak_less_the_rating():
+    # one hour at 1200 kW over 500 kW: 500 kWh is within the battery, the 500 kW PCS is not: 1200 - 500
+    history = _days([1200.0], date(2025, 6, 2), hours=slice(48, 52))
+    assert floor_of(history, BATTERY)["kw"] == pytest.approx(700.0, abs=0.01)
+
+
+def test_an_on_peak_that_needs_the_energy_lifts_the_floor_above_what_the_battery_could_hold():
+    # a hospital-like day: 1000 kW around the clock, 1100 kW from 10:00 to 21:00. A full battery alone
+    # could hold it at about 1031 kW; but the on-peak (16:00-21:00, $25/kW over 5 h) is worth more per
+    # kWh than the max demand over the 11-hour plateau ($30/kW over 11 h), so the day plan keeps the energy
+    # for the on-peak and its non-coincident peak stays at the plateau
+    history = _days([1100.0], date(2025, 6, 2), base_kw=1000.0, hours=slice(40, 84))
+    floor = floor_of(history, BATTERY)
+    assert floor["holdable_kw"] == pytest.approx(1100.0 - 760.0 / 11.0)
+    assert floor["kw"] == pytest.approx(1100.0, abs=0.01)
+
+
+def test_each_day_is_solved_once_with_a_cache():
+    cache: dict = {}
+    history = _days([900.0, 1400.0], date(2025, 6, 2))
+    first = floor_of(history, BATTERY, cache)
+    assert len(cache) == 2
+    cache[next(k for k in cache if k[0] == date(2025, 6, 3))] = 2000.0  # what the cache says is what is used
+    assert floor_of(history, BATTERY, cache)["kw"] == 2000.0 and first["kw"] == pytest.approx(1210.0, abs=0.01)
 
 
 def test_a_day_with_too_few_readings_does_not_set_the_floor():
-    battery = Battery()
     history = _days([900.0, 1400.0], date(2025, 6, 2))
     history.values[96 + 30:96 + 60] = np.nan  # the heavy day: 30 of 96 intervals missing
-    assert demand_floor(history, battery, TZ)["day"] == date(2025, 6, 2)
+    assert floor_of(history)["day"] == date(2025, 6, 2)
     history.values[:96] = np.nan
-    assert demand_floor(history, battery, TZ) == {}
+    assert floor_of(history) == {}
 
 
 def test_a_history_not_on_local_midnight_uses_its_whole_days_only():
-    battery = Battery()
     whole = _days([900.0, 1400.0, 1200.0], date(2025, 6, 2))
     shifted = LoadHistory(whole.start + timedelta(hours=5), 900, whole.values[20:])  # starts mid-day 1
-    assert [demand_floor(shifted, battery, TZ)["day"]] == [date(2025, 6, 3)]
+    assert [floor_of(shifted)["day"]] == [date(2025, 6, 3)]
     cut = LoadHistory(whole.start, 900, whole.values[:96 + 50])  # ends mid-day 2
-    assert demand_floor(cut, battery, TZ)["day"] == date(2025, 6, 2)
+    assert floor_of(cut)["day"] == date(2025, 6, 2)
+
+
+def test_a_history_at_another_interval_is_refused():
+    with pytest.raises(ValueError, match="900 s intervals"):
+        floor_of(LoadHistory(datetime(2025, 6, 2, 7, tzinfo=UTC), 300, np.full(288 * 2, 500.0)))

@@ -14,7 +14,9 @@ from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from energizeos.cli.main import app
+from energizeos.planning.day_ahead import PlannerSettings, plan_day
 from energizeos.planning.demand_floor import holdable_level
+from energizeos.planning.lp import Battery
 from energizeos.planning.history import BESS_POINT, POI_POINT
 from energizeos.records.db import init_db, make_engine
 from energizeos.records.models import Telemetry
@@ -62,10 +64,17 @@ def plan(tmp_path, url: str, floor_days: int) -> dict:
     return json.loads(run.output)
 
 
-def test_the_plan_is_floored_at_what_a_full_battery_could_hold_on_the_heaviest_recent_day(tmp_path, records):
+def test_the_plan_is_floored_at_the_peak_the_day_plan_sets_on_the_heaviest_recent_day(tmp_path, records):
+    from energizeos.tariffs import load_tariff
+
     floored, plain = plan(tmp_path, records, 14), plan(tmp_path, records, 0)
-    usable = 1000.0 * (95.0 - 15.0) / 100.0 * 0.95  # the reference battery's SOC window, at the AC side
-    floor = holdable_level(1.4 * usual_day(), usable, 500.0, 900)
+    # the reference battery (sim_site.yaml): 500 kW, 1000 kWh, SOC window 15-95 %; the Friday planned from
+    # the SOC every plan ends at (50 %) on its own measured load
+    battery = Battery(power_kw=500.0, energy_kwh=1000.0, soc_min_pct=10.0, soc_reserve_pct=5.0, soc_max_pct=95.0)
+    heavy = plan_day(load_tariff("sdge-al-tou"), PlannerSettings(battery=battery), HEAVY, 1.4 * usual_day(), 50.0)
+    floor = heavy.result.peak_kw["2025-07"]
+    usable = 1000.0 * (95.0 - 15.0) / 100.0 * 0.95  # the SOC window, at the AC side
+    assert holdable_level(1.4 * usual_day(), usable, 500.0, 900) < floor < max(1.4 * usual_day())
     assert any(n.startswith(f"demand floor {floor:.1f} kW") and str(HEAVY) in n for n in floored["notes"])
     assert not any("demand floor" in n for n in plain["notes"])
     # without the floor the plan shaves the midday peak of an ordinary day; with it, the Friday's level

@@ -106,6 +106,7 @@ def test_day_ahead_plan_is_gated_approved_by_policy_activated_at_midnight_and_re
 
 
 def test_the_demand_floor_keeps_the_plan_from_shaving_below_what_a_heavy_day_will_set(tmp_path):
+    from energizeos.planning.day_ahead import local_day, plan_day
     from energizeos.planning.demand_floor import holdable_level
 
     (tmp_path / "plain").mkdir()
@@ -114,14 +115,21 @@ def test_the_demand_floor_keeps_the_plan_from_shaving_below_what_a_heavy_day_wil
     floored = Site(tmp_path / "floored", friday_surge=1.4, demand_floor_days=7)
     for site in (plain, floored):
         site.run_until(MONDAY + timedelta(minutes=5))
-    # the floor: what a full battery could have held the heavy Friday (1.4 x the usual day) under
-    battery = floored.planner.settings.battery
-    friday = 1.4 * np.array([site_load(MONDAY - timedelta(days=3) + timedelta(seconds=INTERVAL_S * (i + 0.5)))
-                             for i in range(96)])
+    # the floor: the peak the planner's own day plan sets on the heavy Friday's load (1.4 x the usual day)
+    planner = floored.planner
+    friday_date = (MONDAY - timedelta(days=3)).date()
+    start, n = local_day(friday_date, planner.tz)
+    friday = 1.4 * np.array([site_load(start + timedelta(seconds=INTERVAL_S * (i + 0.5))) for i in range(n)])
+    target = planner.settings.terminal_soc_pct
+    floor = float(plan_day(planner.tariff, planner.settings, friday_date, friday, target).result.peak_kw["2025-07"])
+    battery = planner.settings.battery
     usable = battery.energy_kwh * (battery.soc_max_pct - battery.floor_pct) / 100 * battery.discharge_efficiency
-    floor = holdable_level(friday, usable, battery.power_kw, INTERVAL_S)
-    assert 900.0 < floor < 1260.0  # above Monday's own peak (900 kW), below the Friday's
-    assert floored.planner._prior_peaks()[0]["2025-07"] == pytest.approx(floor)
+    holdable = holdable_level(friday, usable, battery.power_kw, INTERVAL_S)
+    # above what a full battery alone could have held (the on-peak wants some of the energy) and Monday's own
+    # peak (900 kW); below the Friday's
+    assert 900.0 < holdable < floor < 1260.0
+    assert planner._prior_peaks()[0]["2025-07"] == pytest.approx(floor, abs=0.01)
+    assert planner._floor[1]["day"] == friday_date
     assert "2025-07" not in plain.planner._prior_peaks()[0]  # nothing measured this month yet
     # Monday's plan: without the floor it shaves Monday's midday peak; with it, the battery's energy
     # is kept for the on-peak hours and the midday peak is left (the Friday will be billed anyway)

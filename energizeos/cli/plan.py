@@ -57,12 +57,12 @@ def plan(
         power_kw=s.pcs_rated_kw, energy_kwh=cfg.ems.planning.bess_kwh, soc_min_pct=s.soc_min_pct,
         soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct))
     floor_days = cfg.ems.planning.demand_floor_days
-    floor = demand_floor(history_tail(history, floor_days), settings.battery, tz) if floor_days else {}
+    floor = demand_floor(history_tail(history, floor_days), tariff, settings) if floor_days else {}
     notes = list(fc.notes)
     prior_peak = {}
     if floor:
         prior_peak = {tariff.interval_prices(start, 1, 900).month_key[0]: floor["kw"]}
-        notes.append(f"demand floor {floor['kw']:.1f} kW: what a full battery could have held on {floor['day']}")
+        notes.append(f"demand floor {floor['kw']:.1f} kW: the peak the day plan sets on {floor['day']}'s load")
     result = plan_day(tariff, settings, target, fc.values, soc, prior_peak=prior_peak, plan_id=0, method=fc.method,
                       notes=notes)
     if as_json:
