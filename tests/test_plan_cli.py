@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from energizeos.cli.main import app
 from energizeos.planning.day_ahead import PlannerSettings, plan_day
 from energizeos.planning.demand_floor import holdable_level
-from energizeos.planning.lp import Battery
 from energizeos.planning.history import BESS_POINT, POI_POINT
+from energizeos.planning.lp import Battery
 from energizeos.records.db import init_db, make_engine
 from energizeos.records.models import Telemetry
 
