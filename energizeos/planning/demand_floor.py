@@ -90,4 +90,3 @@ def history_tail(history: LoadHistory, days: int) -> LoadHistory:
     n = min(history.values.size, days * 86400 // history.interval_s)
     start = history.start + timedelta(seconds=(history.values.size - n) * history.interval_s)
     return LoadHistory(start, history.interval_s, history.values[history.values.size - n:])
-
