@@ -21,7 +21,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from energizeos.planning.day_ahead import INTERVAL_S, PlannerSettings, local_day, refill_cost, tariff_prices
 from energizeos.planning.history import LoadHistory
+from energizeos.planning.lp import Problem, solve
+from energizeos.tariffs.model import Tariff
 
 MIN_DAY_COVERAGE = 0.9  # a day with fewer measured intervals says too little about its peak
 
@@ -46,16 +49,13 @@ def holdable_level(load_kw: np.ndarray, energy_kwh: float, power_kw: float, inte
     return max(level, float(top[0]) - power_kw, 0.0)
 
 
-def demand_floor(history: LoadHistory, tariff, settings, cache: dict | None = None) -> dict:
+def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings, cache: dict | None = None) -> dict:
     """The highest non-coincident peak the day plan (``settings``: the planner's) sets on the measured load
     of a whole local day in ``history``, with the day that set it and the lower bound a full battery could
     hold that day under: {"kw": ..., "day": date, "holdable_kw": ...}; {} when no day has enough measured
     intervals. Each day starts at the plan's terminal SOC target (where the planner ends every day) with
     no peak set yet; missing intervals (at most 10 %) count as the day's mean. ``cache`` (any dict the
     caller keeps) remembers each day's answer, so a planner pays one LP per new day."""
-    from energizeos.planning.day_ahead import INTERVAL_S, local_day, refill_cost, tariff_prices
-    from energizeos.planning.lp import Problem, solve
-
     if history.interval_s != INTERVAL_S:
         raise ValueError(f"the demand floor needs {INTERVAL_S} s intervals, the history has {history.interval_s} s")
     battery = settings.battery
