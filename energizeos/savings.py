@@ -23,6 +23,7 @@ import numpy as np
 
 INTERVAL_S = 900
 STRATEGIES = ("none", "threshold", "planned")
+EXPORT_MARGIN_MIN_KW = 1.0  # the least import kept against export: twice the 0.5 kW counted as export
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,15 @@ def build_graph(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir
         # decision on the meter reading and the one on the dispatcher's request share one instant, so any
         # finite rate held every increase back a whole step (measured: the PCS two steps behind the request).
         # A 1 s ramp is invisible at this resolution.
-        "ramp_kw_per_s": 0.0}))
+        "ramp_kw_per_s": 0.0,
+        # the arbiter predicts the POI from one reading: its margin is the meter's noise; the dispatcher keeps
+        # the margin the site's load swings call for (nodes/export_margin.py)
+        "export_margin_kw": EXPORT_MARGIN_MIN_KW}))
     mode = {"none": "standby", "threshold": "threshold", "planned": "plan"}[cfg.strategy]
     nodes.append(Dispatcher(executor=ex, parameter_overrides={
         "mode": mode, "control_rate_hz": hz, "baseline_peak_shaving_kw": threshold_kw,
-        "baseline_recharge_kw": max(0.0, threshold_kw - 0.5 * cfg.bess_kw), "peak_alarm_delay_s": 15 * 60.0}))
+        "baseline_recharge_kw": max(0.0, threshold_kw - 0.5 * cfg.bess_kw), "peak_alarm_delay_s": 15 * 60.0,
+        "export_margin_min_kw": EXPORT_MARGIN_MIN_KW}))
     planner = None
     if cfg.strategy == "planned":
         from energizeos.nodes.planner import Planner

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from energizeos.remote.config import UplinkSettings
 from energizeos.yaml_file import read_yaml, validated
@@ -65,7 +65,15 @@ class Dispatch(_Strict):
     recharge_max_kw: float = Field(250.0, ge=0)
     recharge_windows: str = "0-6,10-14"
     export_limit_kw: float = Field(0.0, ge=0)
-    export_margin_kw: float = Field(10.0, ge=0)
+    export_margin_kw: float = Field(10.0, ge=0)  # the most import kept against export (all of it for the first day)
+    export_margin_min_kw: float = Field(5.0, ge=0)  # the least: the margin follows the site load's largest drops
+
+    @model_validator(mode="after")
+    def _margins_in_order(self) -> Dispatch:
+        if self.export_margin_min_kw > self.export_margin_kw:
+            raise ValueError(f"export_margin_min_kw ({self.export_margin_min_kw:g}) is above export_margin_kw "
+                             f"({self.export_margin_kw:g}): the least margin cannot exceed the most")
+        return self
 
 
 class SafetyLimits(_Strict):

@@ -7,7 +7,8 @@ request at once instead of waiting for the next period, so export is cleared fas
 drops. The site load is POI + PCS only for readings that belong together: a POI reading newer than
 the PCS reading, with a request since that moved by more than the export margin (the new set-point
 may have taken effect between the two samples), is not acted on until the PCS is read again, unless
-it shows export. The safety arbiter decides what is actually done.
+it shows export. Every discharge keeps an import margin against export sized from the site's own
+load (nodes/export_margin.py). The safety arbiter decides what is actually done.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from energizeos.nodes.arbiter_rules import belong_together, sampled_ns
 from energizeos.nodes.conditions import ConditionReporter
 from energizeos.nodes.demand_interval import DemandInterval
 from energizeos.nodes.events import EventReporter
+from energizeos.nodes.export_margin import ExportMargin
 from energizeos.runtime import MIN_RATE_HZ, Node, ParameterDescriptor, Time, qos_profile_latched
 from energizeos_msgs.msg import DispatchPlan, DispatchRequest, Header, MeterReading, PcsStatus
 from energizeos_msgs.srv import SetDispatchMode
@@ -51,7 +53,12 @@ class Dispatcher(Node):
             "site standard time for the recharge windows")).value
         self.export_limit_kw = self.declare_parameter("export_limit_kw", 0.0).value
         self.export_margin_kw = self.declare_parameter("export_margin_kw", 10.0, ParameterDescriptor(
-            "import kept at the POI in export_limit mode", min_value=0.0)).value
+            "largest import kept at the POI against export (all of it until a day of site load is seen)",
+            min_value=0.0)).value
+        margin_min_kw = self.declare_parameter("export_margin_min_kw", 5.0, ParameterDescriptor(
+            "smallest import kept at the POI against export: the margin follows the largest drop of the site "
+            "load over one control period in the last day, between this and export_margin_kw",
+            min_value=0.0)).value
         self.event_driven = self.declare_parameter("event_driven", False, ParameterDescriptor(
             "also send a request on every POI reading (control at the meter rate)")).value
         self.baseline_peak_kw = self.declare_parameter("baseline_peak_shaving_kw", 500.0).value
@@ -82,6 +89,8 @@ class Dispatcher(Node):
         self.create_subscription(DispatchPlan, "/ems/plan/active", self.on_plan, qos_profile_latched)
         self.create_service(SetDispatchMode, "/ems/dispatch/mode", self.on_set_mode)
         self.period_s = 1.0 / rate
+        self._margin_stamp: int | None = None  # the POI reading the margin last saw
+        self.margin = ExportMargin(self.period_s, min(margin_min_kw, self.export_margin_kw), self.export_margin_kw)
         self.demand = DemandInterval(self.declare_parameter("demand_interval_s", 900.0, ParameterDescriptor(
             "the utility's demand interval: a held threshold keeps its mean import", min_value=60.0)).value)
         self.create_timer(self.period_s, self.tick)
@@ -139,17 +148,17 @@ class Dispatcher(Node):
             return self.last.p_kw, "the POI reading is newer than the PCS reading: holding the last request"
         p_kw, reason = self._mode_request(self.meter.p_kw, self.pcs_kw)
         if p_kw > 0 and self.mode != "export_limit":  # every discharge keeps the export limit in view
-            ceiling = max(0.0, strategies.site_load(self.meter.p_kw, self.pcs_kw) + self.export_limit_kw
-                          - self.export_margin_kw)
+            margin = self.margin.margin_kw()
+            ceiling = max(0.0, strategies.site_load(self.meter.p_kw, self.pcs_kw) + self.export_limit_kw - margin)
             if p_kw > ceiling:
-                return ceiling, f"{reason}; capped at {ceiling:.1f} kW to avoid export"
+                return ceiling, f"{reason}; capped at {ceiling:.1f} kW to avoid export ({margin:.1f} kW margin)"
         return p_kw, reason
 
     def _mode_request(self, poi: float, bess: float) -> tuple[float, str]:
         if self.mode == "manual":
             return self.manual_kw, f"manual set-point by {self.manual_user or 'configuration'}"
         if self.mode == "export_limit":
-            r = strategies.export_limit(poi, bess, self.export_limit_kw, self.export_margin_kw)
+            r = strategies.export_limit(poi, bess, self.export_limit_kw, self.margin.margin_kw())
         elif self.mode == "threshold":
             r = strategies.threshold_baseline(poi, bess, self.baseline_peak_kw, self.baseline_recharge_kw)
         elif self.mode == "plan":
@@ -220,9 +229,21 @@ class Dispatcher(Node):
             if now - self._under_since_ns >= delay:
                 self.conditions.set("EMS_PEAK_NOT_SHAVED", False)
 
+    def _watch_load(self) -> None:
+        """One site load a control period, from a new POI reading and the PCS reading it belongs with: the
+        export margin's input (a reading that stopped coming must not read as a steady load)."""
+        if self.meter is None or self.pcs_kw is None or not self._paired():
+            return
+        stamp = sampled_ns(self.meter.header.stamp)
+        if stamp is None or stamp == self._margin_stamp:
+            return
+        self._margin_stamp = stamp
+        self.margin.add(stamp / 1e9, strategies.site_load(self.meter.p_kw, self.pcs_kw))
+
     def tick(self, urgent: bool = False) -> None:
         if not urgent:
             self._watch_peak()
+            self._watch_load()
         p_kw, reason = self.compute()
         self._request_id += 1
         msg = DispatchRequest(header=Header(stamp=self.get_clock().now().to_msg(), frame_id="site"),

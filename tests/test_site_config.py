@@ -17,6 +17,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
     assert list(params) == ["sim_plant", "meter_node", "relay_node", "bms_node", "pcs_node", "safety_arbiter",
                             "dispatcher", "historian", "alarm_manager", "planner", "reporter", "assistant"]
     assert params["safety_arbiter"]["export_limit_kw"] == params["dispatcher"]["export_limit_kw"] == 0.0
+    assert (params["dispatcher"]["export_margin_min_kw"], params["dispatcher"]["export_margin_kw"]) == (5.0, 10.0)
     assert params["meter_node"]["port"] == params["sim_plant"]["meter_port"] == 15021
     assert params["pcs_node"]["port"] == params["sim_plant"]["pcs_port"] == 15024
     assert params["meter_node"]["nameplate_ctr"] == 400.0
@@ -45,6 +46,8 @@ def test_launch_builds_the_site_from_the_config(tmp_path):
     ("devices:\n  meter:\n    port: 15021\n    nameplat_ctr: 3\n", "devices.meter.nameplat_ctr: Extra inputs"),
     ("devices: [1, 2\n", "not valid YAML"),
     ("simulation:\n  annual_kwh: -5\n", "simulation.annual_kwh: Input should be greater than 0"),
+    ("ems:\n  dispatch:\n    export_margin_kw: 4\n",
+     "ems.dispatch: Value error, export_margin_min_kw (5) is above export_margin_kw (4)"),
 ])
 def test_a_broken_config_fails_the_launch_naming_file_and_field(tmp_path, text, expected):
     config = tmp_path / "site.yaml"
