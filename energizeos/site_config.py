@@ -118,6 +118,8 @@ class Planning(_Strict):
     # the month's non-coincident peak is planned as at least the highest peak the day plan would have set on
     # the measured load of this many recent days (energizeos/planning/demand_floor.py); 0: off
     demand_floor_days: int = Field(14, ge=0, le=42)
+    # every plan's LP also sees this many 15-minute intervals of the next day's forecast; 0: the day alone
+    lookahead_intervals: int = Field(96, ge=0, le=96)
 
 
 class Ems(_Strict):
@@ -234,7 +236,8 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                          "replan_deviation_pct": pl.replan_deviation_pct,
                          "replan_soc_deviation_pct": pl.replan_soc_deviation_pct,
                          "bias_decay_intervals": pl.bias_decay_intervals,
-                         "demand_floor_days": pl.demand_floor_days, "bess_kw": s.pcs_rated_kw,
+                         "demand_floor_days": pl.demand_floor_days, "lookahead_intervals": pl.lookahead_intervals,
+                         "bess_kw": s.pcs_rated_kw,
                          "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,
                          "soc_max_pct": s.soc_max_pct, "export_limit_kw": s.export_limit_kw,
                          "site": config.site, "timezone": config.timezone, "db_url": config.records.db_url}

@@ -8,7 +8,10 @@ Approved plans become ``/ems/plan/active`` at the start of their day. While a pl
 rest of the day is re-planned every 15 minutes from the measured SOC (or, with ``replan_deviation_pct``, only when the
 load or the SOC departs from the plan); the
 rest of the day is re-planned from the measured SOC and the month's peaks so far, gated again, and
-approved as a continuation of the approved plan. Plans and approvals are stored and on the audit chain.
+approved as a continuation of the approved plan. Every plan's LP also sees the next day's forecast
+(``lookahead_intervals``, not past the end of the billing month) and the plan keeps its own day: a day
+planned alone spent energy the next day needed and could not buy back under the month's peak.
+Plans and approvals are stored and on the audit chain.
 """
 
 from __future__ import annotations
@@ -68,7 +71,10 @@ class Planner(Node):
                 "(e-folding); 0: it holds for the rest of the day", min_value=0.0)).value,
             threshold_margin_pct=p("threshold_margin_pct", 0.0, ParameterDescriptor(
                 "plan the POI threshold for a load this much above the forecast", min_value=0.0,
-                max_value=50.0)).value)
+                max_value=50.0)).value,
+            lookahead_intervals=p("lookahead_intervals", 96, ParameterDescriptor(
+                "15-minute intervals of the next day's forecast every plan's LP also sees (the plan keeps its "
+                "own day); 0: the day alone", min_value=0, max_value=96)).value)
         self.holidays = _parse_holidays(p("holidays", "us-federal", ParameterDescriptor(
             "days the site runs as on a Sunday: us-federal, none, or ISO dates separated by commas")).value)
         self.demand_floor_days = p("demand_floor_days", 14, ParameterDescriptor(
@@ -76,6 +82,7 @@ class Planner(Node):
             "on the measured load of this many recent days (0: off)", min_value=0, max_value=HISTORY_DAYS)).value
         self._floor: tuple[date, dict] | None = None  # (the local day it was found for, the floor)
         self._floor_days: dict = {}  # (day, its load) -> the peak its day plan sets: each day is solved once
+        self._ahead: dict[tuple[date, date], np.ndarray | None] = {}  # (found on, for day) -> forecast
         db_url = p("db_url", "").value
         check_s = p("check_period_s", 60.0, ParameterDescriptor("how often the schedule is looked at",
                                                                 min_value=1.0, max_value=900.0)).value
@@ -192,6 +199,18 @@ class Planner(Node):
             return values, "persistence (last 24 h)", [f"forecast fell back to the last 24 h: {exc}"]
         return np.asarray(fc.values, dtype=float), fc.method, list(fc.notes)
 
+    def _lookahead(self, day: date) -> np.ndarray | None:
+        """The forecast of ``day`` that plans ending where it begins look into; made once a day (None: no
+        look-ahead, or no forecast to look at)."""
+        if self.settings.lookahead_intervals <= 0:
+            return None
+        today = self.now().astimezone(ZoneInfo(self.tz)).date()
+        if (today, day) not in self._ahead:
+            self._ahead = {key: kw for key, kw in self._ahead.items() if key[0] == today}
+            made = self._forecast(day)
+            self._ahead[(today, day)] = None if made is None else made[0]
+        return self._ahead[(today, day)]
+
     def _plan_tomorrow(self, day: date) -> None:
         made = self._forecast(day)
         if made is None:
@@ -203,7 +222,7 @@ class Planner(Node):
         if soc is None:
             soc = self.soc_pct if self.soc_pct is not None else 50.0
         plan = plan_day(self.tariff, self.settings, day, values, soc, *self._prior_peaks(), plan_id=self._new_id(),
-                        method=method, notes=notes)
+                        method=method, notes=notes, lookahead_kw=self._lookahead(day + timedelta(days=1)))
         self.next = plan
         self._propose(plan)
 
@@ -219,7 +238,8 @@ class Planner(Node):
             return
         rest_start = start + timedelta(seconds=k * INTERVAL_S)
         plan = plan_partial(self.tariff, self.settings, self._new_id(), rest_start, values[k:], self.soc_pct,
-                            *self._prior_peaks(), self.pcs_kw, method, [*notes, "plan for the rest of today"])
+                            *self._prior_peaks(), self.pcs_kw, method, [*notes, "plan for the rest of today"],
+                            self._lookahead(today + timedelta(days=1)))
         self._propose(plan)
         if plan.plan_id in self.approved:
             self._activate(plan)
@@ -232,8 +252,9 @@ class Planner(Node):
         if self.active is None:
             return
         observed = self.tracker.recent_loads(interval_start(k))
+        day_after = self.active.end.astimezone(ZoneInfo(self.tz)).date()
         plan = replan(self.tariff, self.settings, self.active, interval_start(k), self.soc_pct, observed,
-                      *self._prior_peaks(), self.pcs_kw, self._new_id())
+                      *self._prior_peaks(), self.pcs_kw, self._new_id(), self._lookahead(day_after))
         if plan is None:
             return
         self._propose(plan, continuation_of=self.active.plan_id)

@@ -144,3 +144,77 @@ def test_a_trip_or_a_short_event_does_not_steer_the_rest_of_the_day():
     too_few = replan(TARIFF, SETTINGS, plan, noon, soc, np.array([0.0, 0.0, load[46] * 1.2, load[47] * 1.2]),
                      {}, {}, 0.0, 19)
     assert too_few.load_kw[0] == pytest.approx(load[48], rel=1e-6)  # two typical intervals are not enough
+
+
+def warehouse_day() -> np.ndarray:
+    """A small warehouse's day: 15 kW at night, 42 kW on the floor 8:00-16:00, 10 kW in the evening."""
+    hours = np.arange(96) / 4.0
+    return np.where(hours < 8, 15.0, np.where(hours < 16, 42.0, 10.0))
+
+
+def two_days(lookahead: int) -> tuple[float, float]:
+    """The peaks of two such days planned one after the other, each from where the first one ended."""
+    settings = PlannerSettings(battery=Battery(power_kw=500, energy_kwh=1000), lookahead_intervals=lookahead)
+    first = plan_day(TARIFF, settings, date(2025, 7, 16), warehouse_day(), 40.0, lookahead_kw=warehouse_day())
+    peak = float(np.max(first.grid_kw))
+    second = plan_day(TARIFF, settings, date(2025, 7, 17), warehouse_day(), float(first.soc_pct[-1]),
+                      prior_peak={"2025-07": peak}, lookahead_kw=warehouse_day())
+    return peak, float(np.max(second.grid_kw))
+
+
+def test_a_day_plan_that_sees_the_next_day_keeps_the_energy_the_next_day_needs():
+    # The day alone spends the battery down to its floor to set a 16.9 kW peak, counting the refill as
+    # energy at the night rate; but the night can only refill under the month's peak, so the next day
+    # peaks at 32.5 kW. Seeing the next day, the first sets 23.5 kW and the second 26.5 kW.
+    alone = two_days(lookahead=0)
+    ahead = two_days(lookahead=96)
+    assert alone == pytest.approx((16.87, 32.48), abs=0.01)
+    assert ahead == pytest.approx((23.48, 26.51), abs=0.01)
+    assert max(ahead) < max(alone) - 5.0
+
+
+def test_a_look_ahead_plan_keeps_its_own_day_and_is_the_longer_lp_cut_to_it():
+    from energizeos.planning.day_ahead import refill_cost, tariff_prices
+    from energizeos.planning.lp import Problem, solve
+
+    settings = PlannerSettings(battery=Battery(power_kw=500, energy_kwh=1000), lookahead_intervals=48)
+    plan = plan_day(TARIFF, settings, date(2025, 7, 16), office_day(), 50.0, plan_id=4, lookahead_kw=office_day())
+    assert plan.gate.passed and len(plan.p_kw) == len(plan.grid_kw) == len(plan.threshold_kw) == 96
+    assert plan.end == local_day(date(2025, 7, 17), "America/Los_Angeles")[0]
+    assert "the LP looked 48 intervals into the next day's forecast; the plan keeps its own 96" in plan.notes
+    start = local_day(date(2025, 7, 16), "America/Los_Angeles")[0]
+    load = np.concatenate([office_day(), office_day()[:48]])  # only lookahead_intervals of the next day
+    direct = solve(Problem(load_kw=load, prices=tariff_prices(TARIFF, start, 144), battery=settings.battery,
+                           soc_start_pct=50.0, terminal_soc_pct=50.0,
+                           terminal_value_per_kwh=refill_cost(TARIFF, start + timedelta(hours=36), settings.battery),
+                           head_intervals=96, head_peak_weight=settings.own_peak_weight))
+    np.testing.assert_allclose(plan.p_kw, direct.p_kw[:96], atol=1e-6)
+    off = plan_day(TARIFF, PlannerSettings(battery=Battery(power_kw=500, energy_kwh=1000)), date(2025, 7, 16),
+                   office_day(), 50.0, lookahead_kw=office_day())  # lookahead_intervals 0: the day alone
+    alone = plan_day(TARIFF, SETTINGS, date(2025, 7, 16), office_day(), 50.0)
+    np.testing.assert_array_equal(off.p_kw, alone.p_kw)
+    with pytest.raises(ValueError, match="look-ahead forecast has values that are not numbers"):
+        plan_day(TARIFF, settings, date(2025, 7, 16), office_day(), 50.0, lookahead_kw=np.full(96, np.nan))
+
+
+def test_the_look_ahead_stops_at_the_end_of_the_billing_month():
+    # a single day of the next month would set that month's whole demand charge in the LP
+    settings = PlannerSettings(battery=Battery(power_kw=500, energy_kwh=1000), lookahead_intervals=96)
+    last = plan_day(TARIFF, settings, date(2025, 7, 31), warehouse_day(), 50.0, lookahead_kw=warehouse_day())
+    alone = plan_day(TARIFF, SETTINGS, date(2025, 7, 31), warehouse_day(), 50.0)
+    assert "no look-ahead: the next day is in another month" in last.notes
+    np.testing.assert_array_equal(last.p_kw, alone.p_kw)
+    assert set(last.result.peak_kw) == {"2025-07"}
+    within = plan_day(TARIFF, settings, date(2025, 7, 30), warehouse_day(), 50.0, lookahead_kw=warehouse_day())
+    assert "the LP looked 96 intervals into the next day's forecast; the plan keeps its own 96" in within.notes
+
+
+def test_the_dispatcher_holds_the_peaks_the_plan_sets_on_its_own_day_not_the_look_aheads():
+    settings = PlannerSettings(battery=Battery(power_kw=500, energy_kwh=1000), lookahead_intervals=96)
+    heavy_tomorrow = office_day(peak=1500.0)
+    plan = plan_day(TARIFF, settings, date(2025, 7, 16), office_day(), 50.0, lookahead_kw=heavy_tomorrow)
+    shared = plan.result.peak_kw["2025-07"]  # the horizon's peak: set by tomorrow
+    own = float(np.max(plan.grid_kw))
+    assert own < shared - 100.0
+    assert plan.threshold_kw[~plan.on_peak] == pytest.approx(own)
+    assert plan.threshold_kw[plan.on_peak] == pytest.approx(float(np.max(plan.grid_kw[plan.on_peak])))

@@ -77,6 +77,10 @@ def test_the_plan_is_floored_at_the_peak_the_day_plan_sets_on_the_heaviest_recen
     assert holdable_level(1.4 * usual_day(), usable, 500.0, 900) < floor < max(1.4 * usual_day())
     assert any(n.startswith(f"demand floor {floor:.1f} kW") and str(HEAVY) in n for n in floored["notes"])
     assert not any("demand floor" in n for n in plain["notes"])
+    # like the planner node, the LP also saw the next day's forecast from the same history
+    for body in (floored, plain):
+        assert "the LP looked 96 intervals into the next day's forecast; the plan keeps its own 96" in body["notes"]
+        assert len(body["p_kw"]) == 96
     # without the floor the plan shaves the midday peak of an ordinary day; with it, the Friday's level
     # will be billed anyway, so the day's energy goes to the on-peak hours (and charging may use the
     # room under the floor, never above it)

@@ -103,6 +103,11 @@ def test_day_ahead_plan_is_gated_approved_by_policy_activated_at_midnight_and_re
         assert audit.verify(session).ok
         body = json.loads(next(p for p in plans if p.plan_id == tomorrow.plan_id).body_json)
         assert body["forecast_method"] == "similar-day" and len(body["load_forecast_kw"]) == 96
+        # its LP also saw Wednesday's forecast (planned from the same history), and kept Tuesday only
+        assert "the LP looked 96 intervals into the next day's forecast; the plan keeps its own 96" in body["notes"]
+    wednesday = (MONDAY + timedelta(days=2)).date()
+    assert site.planner._lookahead(wednesday) is not None
+    np.testing.assert_allclose(site.planner._lookahead(wednesday), site.planner._forecast(wednesday)[0])
 
 
 def test_the_demand_floor_keeps_the_plan_from_shaving_below_what_a_heavy_day_will_set(tmp_path):
@@ -176,6 +181,7 @@ def test_reality_above_the_forecast_triggers_a_gated_re_plan(tmp_path):
         body = json.loads(session.get(PlanRecord, first.plan_id).body_json)
         approval = session.execute(select(Approval).where(Approval.subject == f"plan:{first.plan_id}")).scalars().one()
     assert body["parent_plan_id"] and "re-plan at" in body["notes"][0]
+    assert any(note.startswith("the LP looked 96 intervals into the next day's forecast") for note in body["notes"])
     departure = int(re.search(r"is \+(\d+) % from the forecast", body["notes"][0]).group(1))
     assert 10 <= departure <= 30  # the first hour after noon runs 30 % over: caught as it grows
     assert approval.user == "policy:replan"

@@ -44,6 +44,26 @@ def test_a_peak_already_set_this_month_is_not_paid_twice():
     assert r.cost == pytest.approx(60.0 + 2500.0)
 
 
+def test_the_head_of_the_horizon_keeps_peaks_of_its_own():
+    """Load 100 then 200 kW for an hour each, free energy, 10 $/kW demand, a lossless 50 kW / 100 kWh battery
+    at full charge with wear of 0.01 $/kWh. The shared peak is 150 kW (the second hour less 50 kW); below it
+    the first hour is free, so wear keeps the battery idle. With the first hour's own peak at 0.1 x the rate,
+    the 50 kWh left over shave it to 50 kW: 50 kW x 1 $/kW saves more than 50 kWh of wear costs."""
+    b = Battery(power_kw=50, energy_kwh=100, charge_efficiency=1.0, discharge_efficiency=1.0, soc_min_pct=0,
+                soc_reserve_pct=0, soc_max_pct=100, ramp_kw_per_interval=1000, degradation_per_kwh=0.01)
+    load = np.array([100.0, 200.0])
+    shared = solve(Problem(load, prices(2, energy=0.0), b, 100.0, interval_s=3600, terminal_soc_pct=0.0))
+    assert shared.grid_kw == pytest.approx([100.0, 150.0], abs=1e-6)
+    own = solve(Problem(load, prices(2, energy=0.0), b, 100.0, interval_s=3600, terminal_soc_pct=0.0,
+                        head_intervals=1, head_peak_weight=0.1))
+    assert own.grid_kw == pytest.approx([50.0, 150.0], abs=1e-6)
+    assert own.peak_kw[JULY] == pytest.approx(150.0)
+    assert own.cost == pytest.approx(1500.0 + 50.0 + 1.0, abs=1e-6)  # shared peak, own peak x 0.1, wear
+    off = solve(Problem(load, prices(2, energy=0.0), b, 100.0, interval_s=3600, terminal_soc_pct=0.0,
+                        head_intervals=1, head_peak_weight=0.0))
+    assert off.grid_kw == pytest.approx(shared.grid_kw, abs=1e-6)
+
+
 def test_energy_arbitrage_with_losses_is_done_only_when_it_pays():
     """Buy at 0.10, sell back (avoid) at 0.30 with 90 % round trip: worth it; at 0.105 it is not."""
     b = Battery(power_kw=100, energy_kwh=400, charge_efficiency=0.9487, discharge_efficiency=0.9487,

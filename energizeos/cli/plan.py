@@ -55,7 +55,14 @@ def plan(
     s = cfg.ems.safety
     settings = PlannerSettings(site=cfg.site, tz=tz, export_limit_kw=s.export_limit_kw, battery=Battery(
         power_kw=s.pcs_rated_kw, energy_kwh=cfg.ems.planning.bess_kwh, soc_min_pct=s.soc_min_pct,
-        soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct))
+        soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct),
+        lookahead_intervals=cfg.ems.planning.lookahead_intervals)
+    ahead = None  # the day after, as the planner node looks into it
+    if settings.lookahead_intervals:
+        try:
+            ahead = forecast_day(history, target + timedelta(days=1), tz=tz).values
+        except ForecastError as exc:
+            fc.notes.append(f"no look-ahead into the next day: {exc}")
     floor_days = cfg.ems.planning.demand_floor_days
     floor = demand_floor(history_tail(history, floor_days), tariff, settings) if floor_days else {}
     notes = list(fc.notes)
@@ -64,7 +71,7 @@ def plan(
         prior_peak = {tariff.interval_prices(start, 1, 900).month_key[0]: floor["kw"]}
         notes.append(f"demand floor {floor['kw']:.1f} kW: the peak the day plan sets on {floor['day']}'s load")
     result = plan_day(tariff, settings, target, fc.values, soc, prior_peak=prior_peak, plan_id=0, method=fc.method,
-                      notes=notes)
+                      notes=notes, lookahead_kw=ahead)
     if as_json:
         print(json.dumps({"date": target.isoformat(), "gate_passed": result.gate.passed,
                           "gate_findings": result.gate.findings, **result.body()}))

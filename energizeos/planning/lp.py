@@ -76,6 +76,11 @@ class Problem:
     previous_p_kw: float | None = None  # the present BESS output, for the ramp of the first interval
     terminal_soc_pct: float | None = None  # soft target; None: the start SOC
     terminal_value_per_kwh: float | None = None  # None: the highest energy rate of the horizon
+    # the first ``head_intervals`` (a plan's own day, before a look-ahead) also have demand peaks of their own,
+    # charged at ``head_peak_weight`` x the rates: without them the day may ride up to a peak that only the
+    # look-ahead's forecast sets, and that may not come
+    head_intervals: int = 0
+    head_peak_weight: float = 0.0
 
 
 @dataclass
@@ -203,6 +208,12 @@ def solve(problem: Problem) -> Result:
             for mo in months}
     on_peak = {mo: m.var(1, p.prior_on_peak_kw.get(mo, 0.0), INF, p.prices.on_peak_demand_rate.get(mo, 0.0))[0]
                for mo in months}
+    head = min(p.head_intervals, n) if p.head_peak_weight > 0 else 0
+    head_months = list(dict.fromkeys(p.prices.month[:head]))
+    head_peak = {mo: m.var(1, p.prior_peak_kw.get(mo, 0.0), INF,
+                           p.head_peak_weight * p.prices.max_demand_rate.get(mo, 0.0))[0] for mo in head_months}
+    head_on_peak = {mo: m.var(1, p.prior_on_peak_kw.get(mo, 0.0), INF,
+                              p.head_peak_weight * p.prices.on_peak_demand_rate.get(mo, 0.0))[0] for mo in head_months}
     eta_c, eta_d = b.charge_efficiency, b.discharge_efficiency
     for i in range(n):
         # g - x - c + d = load
@@ -218,6 +229,10 @@ def solve(problem: Problem) -> Result:
         m.row(0.0, INF, [peak[mo], g[i]], [1.0, -1.0])
         if p.prices.on_peak[i]:
             m.row(0.0, INF, [on_peak[mo], g[i]], [1.0, -1.0])
+        if i < head:
+            m.row(0.0, INF, [head_peak[mo], g[i]], [1.0, -1.0])
+            if p.prices.on_peak[i]:
+                m.row(0.0, INF, [head_on_peak[mo], g[i]], [1.0, -1.0])
         if i:  # (d_i - c_i) - (d_{i-1} - c_{i-1}) within +-ramp
             idx, val = [d[i], c[i], d[i - 1], c[i - 1], ramp_slack[i]], [1.0, -1.0, -1.0, 1.0]
             m.row(-INF, b.ramp_kw_per_interval, idx, [*val, -1.0])
