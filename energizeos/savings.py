@@ -49,9 +49,10 @@ def _start_utc(cfg: SavingsConfig) -> datetime:
 
 
 def build_graph(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir: Path | None = None,
-           approval: str = "auto"):
+           approval: str = "auto", planner_overrides: dict | None = None):
     """The graph for ``cfg``; with ``record_dir`` the historian and alarm manager record the run into
-    ``db_url`` as a site would (reports and their tests read those records)."""
+    ``db_url`` as a site would (reports and their tests read those records). ``planner_overrides`` set
+    planner parameters beyond the benchmark's."""
     from energizeos.nodes.bms_node import BmsNode
     from energizeos.nodes.device_link import InMemoryLink
     from energizeos.nodes.dispatcher import Dispatcher
@@ -99,7 +100,8 @@ def build_graph(cfg: SavingsConfig, db_url: str, threshold_kw: float, record_dir
             "bess_kw": cfg.bess_kw, "bess_kwh": cfg.bess_kwh, "approval": approval,
             "charge_efficiency": plant.site.plant.config.eff_charge,
             "discharge_efficiency": plant.site.plant.config.eff_discharge,
-            "holidays": ",".join(d.isoformat() for d in _profile_holidays(cfg)) or "none"})
+            "holidays": ",".join(d.isoformat() for d in _profile_holidays(cfg)) or "none",
+            **(planner_overrides or {})})
         nodes.append(planner)
     if record_dir is not None:
         from energizeos.nodes.alarm_manager import AlarmManager

@@ -77,9 +77,11 @@ class RecordedRun:
 def record_run(directory: Path, start: date, days: int, step_s: float,
                actions: dict[float, Callable[[Run], object]] | None = None,
                annual_kwh: float = 4_000_000, approval: str = "auto", start_hour: float = 0.0,
-               hours: float | None = None, initial_soc_pct: float = 50.0) -> RecordedRun:
+               hours: float | None = None, initial_soc_pct: float = 50.0,
+               planner_overrides: dict | None = None) -> RecordedRun:
     """Run ``days`` (or ``hours``) from ``start_hour`` site time of ``start``; ``actions`` maps seconds
-    after the start to what happens then (a fault injected or cleared, an operator acknowledging alarms)."""
+    after the start to what happens then (a fault injected or cleared, an operator acknowledging alarms);
+    ``planner_overrides`` are the site's own planner settings."""
     logging.getLogger("energizeos").setLevel(logging.ERROR)  # the faults injected here are expected
     url = f"sqlite:///{directory}/records.db"
     engine = make_engine(url)
@@ -92,7 +94,8 @@ def record_run(directory: Path, start: date, days: int, step_s: float,
     cfg = savings.SavingsConfig(load=DEFAULT_PROFILE, annual_kwh=annual_kwh, start=start, days=days, step_s=step_s,
                                 strategy="planned", start_hour=start_hour,
                                 initial_soc_pct=initial_soc_pct)
-    ex, plant, planner = savings.build_graph(cfg, url, threshold_kw=0.0, record_dir=directory, approval=approval)
+    ex, plant, planner = savings.build_graph(cfg, url, threshold_kw=0.0, record_dir=directory, approval=approval,
+                                             planner_overrides=planner_overrides)
     savings.seed_history(planner, plant, cfg)
     run = Run(ex, plant, Node("record_probe", executor=ex), planner)
     run.probe.create_subscription(Alarm, "/ems/alarms",

@@ -204,8 +204,10 @@ def _plan(tariff, settings: PlannerSettings, plan_id: int, start: datetime, load
     if not result.ok:
         verdict.passed = False
         verdict.findings += [f"FAIL LP: {line}" for line in result.binding]
+    lp_notes = [f"{note} (at the end of the look-ahead)" if ahead.size and note.startswith("ends ") else note
+                for note in result.notes]  # the terminal target is at the end of the LP's horizon
     return Plan(plan_id, start, INTERVAL_S, p_kw, soc, load, grid, threshold, prices.energy_rate[:n], on_peak,
-                soc_start, result, verdict, method, [*notes, *result.notes], parent)
+                soc_start, result, verdict, method, [*notes, *lp_notes], parent)
 
 
 def plan_partial(tariff, settings: PlannerSettings, plan_id: int, start: datetime, forecast_kw: np.ndarray,
