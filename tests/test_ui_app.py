@@ -173,8 +173,14 @@ def test_an_operator_acknowledges_through_the_alarm_manager_and_it_is_recorded(a
     at = log_in("operator", page="views/alarms.py")
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["code"]) == ["BMS_RACK_OVERTEMP", "PCS_AC_DISCONNECT_OPEN"]
-    assert list(table["priority"]) == ["1 critical", "3 medium"]
+    # the seeded alarms, in priority order; this site has no meter or relay, so the real alarm manager may
+    # already have raised their stale-data alarms when the page loads on a busy machine (seen once in CI)
+    seeded = table[table["code"].isin(["BMS_RACK_OVERTEMP", "PCS_AC_DISCONNECT_OPEN"])]
+    assert list(seeded["code"]) == ["BMS_RACK_OVERTEMP", "PCS_AC_DISCONNECT_OPEN"]
+    assert list(seeded["priority"]) == ["1 critical", "3 medium"]
+    assert table["code"].iloc[0] == "BMS_RACK_OVERTEMP"  # the critical one is first: the one acknowledged
+    assert set(table["code"]) <= {"BMS_RACK_OVERTEMP", "PCS_AC_DISCONNECT_OPEN", "EMS_METER_STALE", "EMS_RELAY_STALE",
+                                  "EMS_BMS_STALE", "EMS_PCS_STALE", "EMS_SITE_MONITOR_STALE"}
     at.text_input(key="alarm_comment").input("crew on the way")
     at.button(key="ack").click().run()
     assert any("acknowledged" in s.value for s in at.success), texts(at)
