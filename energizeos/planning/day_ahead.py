@@ -161,8 +161,10 @@ def _plan(tariff, settings: PlannerSettings, plan_id: int, start: datetime, load
         # not into the next billing month: one day of it would set that month's whole demand charge in the LP,
         # and the last night of the month was charged up to a new peak to shave it (measured, Warehouse July)
         months = prices.month[n - 1:]
-        ahead = ahead[:next((i for i, m in enumerate(months[1:]) if m != months[0]), ahead.size)]
-        prices = tariff_prices(tariff, start, n + ahead.size)
+        kept = next((i for i, m in enumerate(months[1:]) if m != months[0]), ahead.size)
+        if kept < ahead.size:  # priced again only when cut (the prices are looked up on every re-plan)
+            ahead = ahead[:kept]
+            prices = tariff_prices(tariff, start, n + ahead.size)
         notes = [*notes, f"the LP looked {ahead.size} intervals into the next day's forecast; the plan keeps its "
                          f"own {n}"] if ahead.size else [*notes, "no look-ahead: the next day is in another month"]
     horizon = n + ahead.size
