@@ -302,7 +302,7 @@ class Planner(Node):
             first = today - timedelta(days=self.demand_floor_days)
             self._floor_days = {key: kw for key, kw in self._floor_days.items() if key[0] >= first}
             floor = demand_floor(self.tracker.history(start, self.demand_floor_days), self.tariff, self.settings,
-                                 self._floor_days)
+                                 self._floor_days, month_of=today)
             self._floor = (today, floor)
             if floor:
                 self.get_logger().info(

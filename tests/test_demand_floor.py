@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from energizeos.planning.day_ahead import PlannerSettings
-from energizeos.planning.demand_floor import demand_floor, holdable_level
+from energizeos.planning.demand_floor import demand_floor, holdable_level, priced_as
 from energizeos.planning.history import LoadHistory
 from energizeos.planning.lp import Battery
 from energizeos.tariffs import load_tariff
@@ -19,8 +19,9 @@ TZ = "America/Los_Angeles"
 TARIFF = load_tariff("sdge-al-tou")  # illustrative rates: max demand $30/kW, summer on-peak $25/kW (16:00-21:00)
 
 
-def floor_of(history: LoadHistory, battery: Battery | None = None, cache: dict | None = None) -> dict:
-    return demand_floor(history, TARIFF, PlannerSettings(tz=TZ, battery=battery or Battery()), cache)
+def floor_of(history: LoadHistory, battery: Battery | None = None, cache: dict | None = None,
+             month_of: date | None = None) -> dict:
+    return demand_floor(history, TARIFF, PlannerSettings(tz=TZ, battery=battery or Battery()), cache, month_of)
 
 
 def test_the_level_spends_exactly_the_energy_by_hand():
@@ -126,3 +127,25 @@ def test_a_history_not_on_local_midnight_uses_its_whole_days_only():
 def test_a_history_at_another_interval_is_refused():
     with pytest.raises(ValueError, match="900 s intervals"):
         floor_of(LoadHistory(datetime(2025, 6, 2, 7, tzinfo=UTC), 300, np.full(288 * 2, 500.0)))
+
+
+def test_a_day_of_an_earlier_month_is_priced_as_the_same_weekday_of_the_month_planned():
+    assert priced_as(date(2025, 5, 27), date(2025, 6, 10)) == date(2025, 6, 3)  # Tuesday -> the first June Tuesday
+    assert priced_as(date(2025, 5, 31), date(2025, 6, 30)) == date(2025, 6, 7)  # Saturday -> Saturday
+    assert priced_as(date(2025, 6, 4), date(2025, 6, 20)) == date(2025, 6, 4)  # the month's own days keep theirs
+    assert priced_as(date(2024, 12, 30), date(2025, 1, 2)) == date(2025, 1, 6)  # across the year
+
+
+def test_the_month_planned_decides_what_a_late_may_day_floors_june_at():
+    # the hospital-like day of the test above, on a Tuesday in May: at May's (winter) rates, on-peak $5/kW,
+    # the day plan gives its energy to the 11-hour plateau (as far as the night's charging under the
+    # 1000 kW base allows: 1038 kW, not the 1031 kW a full battery could hold); priced as June's first
+    # Tuesday, it keeps the energy for the on-peak and the plateau stays
+    history = _days([1100.0], date(2025, 5, 27), base_kw=1000.0, hours=slice(40, 84))
+    cache: dict = {}
+    may = floor_of(history, BATTERY, cache)
+    assert 1100.0 - 760.0 / 11.0 < may["kw"] < 1050.0
+    assert floor_of(history, BATTERY, cache, month_of=date(2025, 5, 30)) == may and len(cache) == 1
+    june = floor_of(history, BATTERY, cache, month_of=date(2025, 6, 12))
+    assert len(cache) == 2  # the same day at June's prices is another LP, remembered apart
+    assert june["kw"] == pytest.approx(1100.0, abs=0.01) and june["day"] == date(2025, 5, 27)

@@ -16,7 +16,7 @@ ended with max demand 35 kW below perfect foresight and on-peak demand 219 kW ab
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -49,13 +49,29 @@ def holdable_level(load_kw: np.ndarray, energy_kwh: float, power_kw: float, inte
     return max(level, float(top[0]) - power_kw, 0.0)
 
 
-def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings, cache: dict | None = None) -> dict:
+def priced_as(day: date, month_of: date) -> date:
+    """The day whose tariff prices stand in for ``day``'s when the floor is found for ``month_of``'s month:
+    ``day`` itself when in that month or later, else the first day of that month on the same weekday."""
+    first = month_of.replace(day=1)
+    if day >= first:
+        return day
+    return day + timedelta(days=7 * -(-(first - day).days // 7))
+
+
+def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings, cache: dict | None = None,
+                 month_of: date | None = None) -> dict:
     """The highest non-coincident peak the day plan (``settings``: the planner's) sets on the measured load
     of a whole local day in ``history``, with the day that set it and the lower bound a full battery could
     hold that day under: {"kw": ..., "day": date, "holdable_kw": ...}; {} when no day has enough measured
     intervals. Each day starts at the plan's terminal SOC target (where the planner ends every day) with
     no peak set yet; missing intervals (at most 10 %) count as the day's mean. ``cache`` (any dict the
-    caller keeps) remembers each day's answer, so a planner pays one LP per new day."""
+    caller keeps) remembers each day's answer, so a planner pays one LP per new day.
+
+    With ``month_of``, a day of an earlier month is priced as the same weekday in ``month_of``'s month
+    (``priced_as``): the floor is what that month's tariff makes the day plan do. Priced at their own
+    rates, the last days of May (winter: on-peak demand $5/kW) floored a Hospital's June at 1,324 kW where
+    June's rates ($25/kW) make the same loads' day plans set 1,390 kW; the plan defended the lower peak
+    with the energy June's on-peak needed."""
     if history.interval_s != INTERVAL_S:
         raise ValueError(f"the demand floor needs {INTERVAL_S} s intervals, the history has {history.interval_s} s")
     battery = settings.battery
@@ -71,12 +87,17 @@ def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings
         values = history.values[i0:i0 + n] if i0 >= 0 else np.empty(0)
         if values.size and np.mean(np.isfinite(values)) >= MIN_DAY_COVERAGE:
             load = np.where(np.isfinite(values), values, np.nanmean(values))
-            key = (day, load.tobytes())
+            price_day = priced_as(day, month_of) if month_of is not None else day
+            price_start, price_n = local_day(price_day, settings.tz)
+            if price_n != n:  # a DST change on one of the two days: the day's own prices
+                price_day, price_start = day, start
+            key = (day, load.tobytes(), price_day)
             if key not in cache:
                 result = solve(Problem(
-                    load_kw=load, prices=tariff_prices(tariff, start, n), battery=battery, soc_start_pct=soc,
+                    load_kw=load, prices=tariff_prices(tariff, price_start, n), battery=battery, soc_start_pct=soc,
                     interval_s=INTERVAL_S, export_limit_kw=settings.export_limit_kw, terminal_soc_pct=soc,
-                    terminal_value_per_kwh=refill_cost(tariff, start + timedelta(seconds=n * INTERVAL_S), battery)))
+                    terminal_value_per_kwh=refill_cost(tariff, price_start + timedelta(seconds=n * INTERVAL_S),
+                                                       battery)))
                 cache[key] = max(result.peak_kw.values()) if result.ok and result.peak_kw else None
             kw = cache[key]
             if kw is not None and (not best or kw > best["kw"]):
