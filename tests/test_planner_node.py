@@ -147,6 +147,23 @@ def test_the_demand_floor_keeps_the_plan_from_shaving_below_what_a_heavy_day_wil
     assert discharged[0] > discharged[1]
 
 
+def test_the_demand_floor_is_priced_as_the_month_being_planned():
+    # a hospital-like week at the end of May: 1000 kW around the clock, 1100 kW from 10:00 to 21:00. At May's
+    # (winter) rates the day plan gives its energy to the 11-hour plateau; at June's (on-peak $25/kW) it
+    # keeps it for the on-peak, so the same days floor June (planned on its first day) at the plateau itself
+    def floor_on(local: datetime) -> float:
+        planner = Planner(executor=SimExecutor(local.astimezone(UTC)), parameter_overrides={"demand_floor_days": 7})
+        begin = datetime(2025, 5, 24, tzinfo=LA).astimezone(UTC)
+        hours = [(begin + timedelta(seconds=INTERVAL_S * i)).astimezone(LA).hour for i in range(8 * 96)]  # May 24-31
+        planner.tracker.seed(LoadHistory(begin, INTERVAL_S, np.array([1100.0 if 10 <= h < 21 else 1000.0
+                                                                      for h in hours])))
+        return planner._prior_peaks()[0][f"2025-{local.month:02d}"]
+
+    may, june = floor_on(datetime(2025, 5, 31, 0, 5, tzinfo=LA)), floor_on(datetime(2025, 6, 1, 0, 5, tzinfo=LA))
+    assert may < 1100.0 - 50.0
+    assert june == pytest.approx(1100.0, abs=0.01)
+
+
 def test_manual_policy_waits_for_a_user_with_the_right_role(tmp_path):
     site = Site(tmp_path, approval="manual")
     engine = make_engine(site.url)
