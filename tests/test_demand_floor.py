@@ -149,3 +149,14 @@ def test_the_month_planned_decides_what_a_late_may_day_floors_june_at():
     june = floor_of(history, BATTERY, cache, month_of=date(2025, 6, 12))
     assert len(cache) == 2  # the same day at June's prices is another LP, remembered apart
     assert june["kw"] == pytest.approx(1100.0, abs=0.01) and june["day"] == date(2025, 5, 27)
+
+
+def test_a_small_site_floor_is_what_a_day_can_repeat_not_what_the_stored_energy_buys_once():
+    # a warehouse-like January weekday: 20 kW, 40 kW from 08:00 to 16:00, and a battery of 50 x its peak.
+    # Spending the stored energy, one day could be held at 12.8 kW; a day that ends where it began charges
+    # under the level all of its other 16 hours: 16 h x (L - 20) x 0.95 x 0.95 = 8 h x (40 - L), L = 27.13 kW
+    # (the winter on-peak, $5/kW, gets none of the energy: the evening stays at 20 kW)
+    floor = floor_of(_days([40.0], date(2025, 1, 6), base_kw=20.0, hours=slice(32, 64)), BATTERY)
+    level = (8 * 40.0 + 16 * 20.0 * 0.95 * 0.95) / (8 + 16 * 0.95 * 0.95)
+    assert level == pytest.approx(27.13, abs=0.01)
+    assert floor["kw"] == pytest.approx(level, abs=0.01)

@@ -21,12 +21,18 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from energizeos.planning.day_ahead import INTERVAL_S, PlannerSettings, local_day, refill_cost, tariff_prices
+from energizeos.planning.day_ahead import INTERVAL_S, PlannerSettings, local_day, tariff_prices
 from energizeos.planning.history import LoadHistory
 from energizeos.planning.lp import Problem, solve
 from energizeos.tariffs.model import Tariff
 
 MIN_DAY_COVERAGE = 0.9  # a day with fewer measured intervals says too little about its peak
+# what each kWh the day ends short of its start SOC costs in the floor's LP: more than any demand charge could
+# buy back (a kW more of peak lets at most 24 kWh more into the battery in a day), so the day ends where it
+# began. A day that spends the stored energy sets a floor the site cannot repeat: on a Warehouse in January
+# such day plans floored the month at 12.6 kW, where days that end as they began set 27 kW (perfect
+# foresight: 29.1 kW), and the plan shaved the month's first days to 21 kW with the energy the on-peak needed
+SUSTAINED_DAY_VALUE_PER_KWH = 100.0
 
 
 def holdable_level(load_kw: np.ndarray, energy_kwh: float, power_kw: float, interval_s: int) -> float:
@@ -64,8 +70,9 @@ def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings
     of a whole local day in ``history``, with the day that set it and the lower bound a full battery could
     hold that day under: {"kw": ..., "day": date, "holdable_kw": ...}; {} when no day has enough measured
     intervals. Each day starts at the plan's terminal SOC target (where the planner ends every day) with
-    no peak set yet; missing intervals (at most 10 %) count as the day's mean. ``cache`` (any dict the
-    caller keeps) remembers each day's answer, so a planner pays one LP per new day.
+    no peak set yet, and ends there (``SUSTAINED_DAY_VALUE_PER_KWH``): a day the site could repeat. Missing
+    intervals (at most 10 %) count as the day's mean. ``cache`` (any dict the caller keeps) remembers each
+    day's answer, so a planner pays one LP per new day.
 
     With ``month_of``, a day of an earlier month is priced as the same weekday in ``month_of``'s month
     (``priced_as``): the floor is what that month's tariff makes the day plan do. Priced at their own
@@ -96,8 +103,7 @@ def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings
                 result = solve(Problem(
                     load_kw=load, prices=tariff_prices(tariff, price_start, n), battery=battery, soc_start_pct=soc,
                     interval_s=INTERVAL_S, export_limit_kw=settings.export_limit_kw, terminal_soc_pct=soc,
-                    terminal_value_per_kwh=refill_cost(tariff, price_start + timedelta(seconds=n * INTERVAL_S),
-                                                       battery)))
+                    terminal_value_per_kwh=SUSTAINED_DAY_VALUE_PER_KWH))
                 cache[key] = max(result.peak_kw.values()) if result.ok and result.peak_kw else None
             kw = cache[key]
             if kw is not None and (not best or kw > best["kw"]):
