@@ -7,8 +7,9 @@ floor is the highest non-coincident peak the planner's own day plan would have s
 had it known that day's load: the month will most likely see such a day again, so shaving below it
 is not worth the energy.
 
-The day plan is the same LP the planner solves (both demand charges, energy, the terminal SOC target),
-so the floor already weighs the on-peak against the max demand the way the month will. An earlier floor,
+The day plan is the same LP the planner solves (both demand charges, energy), priced as the month being
+planned and ending at the SOC it started from, so the floor weighs the on-peak against the max demand the
+way this month will, on a day the site could repeat. An earlier floor,
 the lowest level a full battery could have held the day under (``holdable_level``, kept as that day's
 lower bound), spent on the max demand what the on-peak needed: measured on Hospital, June, the plan
 ended with max demand 35 kW below perfect foresight and on-peak demand 219 kW above it. Pure.
