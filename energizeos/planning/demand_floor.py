@@ -9,10 +9,10 @@ is not worth the energy.
 
 The day plan is the same LP the planner solves (both demand charges, energy), priced as the month being
 planned and ending at the SOC it started from, so the floor weighs the on-peak against the max demand the
-way this month will, on a day the site could repeat. An earlier floor,
-the lowest level a full battery could have held the day under (``holdable_level``, kept as that day's
-lower bound), spent on the max demand what the on-peak needed: measured on Hospital, June, the plan
-ended with max demand 35 kW below perfect foresight and on-peak demand 219 kW above it. Pure.
+way this month will, on a day the site could repeat. An earlier floor, the lowest level a full battery
+could have held the day under (``holdable_level``, kept as that day's lower bound), spent on the max
+demand what the on-peak needed: measured on Hospital, June, the plan ended with max demand 35 kW below
+perfect foresight and on-peak demand 219 kW above it. Pure.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings
     intervals. Each day starts at the plan's terminal SOC target (where the planner ends every day) with
     no peak set yet, and ends there (``SUSTAINED_DAY_VALUE_PER_KWH``): a day the site could repeat. Missing
     intervals (at most 10 %) count as the day's mean. ``cache`` (any dict the caller keeps) remembers each
-    day's answer, so a planner pays one LP per new day.
+    day's answer at each pricing, so a planner pays one LP per new day, and one more per day of the month
+    before when a month begins.
 
     With ``month_of``, a day of an earlier month is priced as the same weekday in ``month_of``'s month
     (``priced_as``): the floor is what that month's tariff makes the day plan do. Priced at their own
