@@ -53,10 +53,11 @@ def records(tmp_path):
     return url
 
 
-def plan(tmp_path, url: str, floor_days: int) -> dict:
+def plan(tmp_path, url: str, floor_days: int, margin_pct: float = 0.0) -> dict:
     config = yaml.safe_load(SITE_CONFIG.read_text())
     config["ems"]["planning"]["demand_floor_days"] = floor_days
-    path = tmp_path / f"site_{floor_days}.yaml"
+    config["ems"]["planning"]["threshold_margin_pct"] = margin_pct
+    path = tmp_path / f"site_{floor_days}_{margin_pct}.yaml"
     path.write_text(yaml.safe_dump(config))
     run = CliRunner().invoke(app, ["plan", "--date", DAY.isoformat(), "--soc", "90", "--site-config", str(path),
                                    "--db", url, "--json"])
@@ -89,6 +90,13 @@ def test_the_plan_is_floored_at_the_peak_the_day_plan_sets_on_the_heaviest_recen
     assert floored["p_kw"][midday] <= 0.0 and max(floored["grid_kw"]) <= floor + 1.0
     on_peak = slice(64, 84)
     assert sum(floored["p_kw"][on_peak]) > sum(plain["p_kw"][on_peak])
+
+
+def test_the_plan_holds_the_thresholds_of_a_heavier_day_when_the_site_config_sets_a_margin(tmp_path, records):
+    plain, wary = plan(tmp_path, records, 0), plan(tmp_path, records, 0, margin_pct=10.0)
+    assert wary["p_kw"] == plain["p_kw"]  # the same power schedule...
+    assert all(w >= p - 1e-3 for w, p in zip(wary["peak_threshold_kw"], plain["peak_threshold_kw"], strict=True))
+    assert max(wary["peak_threshold_kw"]) > max(plain["peak_threshold_kw"]) + 10.0  # ...defending a higher level
 
 
 def test_a_floor_window_longer_than_the_history_is_refused_by_the_site_config(tmp_path, records):

@@ -22,6 +22,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
     assert params["pcs_node"]["port"] == params["sim_plant"]["pcs_port"] == 15024
     assert params["meter_node"]["nameplate_ctr"] == 400.0
     assert params["reporter"]["formats"] == "pdf,html,csv" and params["reporter"]["max_hold_s"] == 5.0
+    assert (params["planner"]["threshold_margin_pct"], params["planner"]["demand_floor_days"]) == (0.0, 14)
 
 
 def test_a_report_format_the_reporter_cannot_write_is_refused(tmp_path):
@@ -41,11 +42,20 @@ def test_launch_builds_the_site_from_the_config(tmp_path):
     assert "/sim_plant" not in specs["site_monitor"].params["expected_nodes"]
 
 
+def test_the_planners_threshold_margin_comes_from_the_config(tmp_path):
+    config = tmp_path / "site.yaml"
+    config.write_text("ems:\n  planning:\n    threshold_margin_pct: 3\n")
+    specs = {s.name: s for s in load_launch_file(SIM_SITE, {"site_config": str(config)})}
+    assert specs["planner"].params["threshold_margin_pct"] == 3.0  # thresholds for a day 3 % heavier
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("devices:\n  meter:\n    port: 99999\n", "devices.meter.port: Input should be less than or equal to 65535"),
     ("devices:\n  meter:\n    port: 15021\n    nameplat_ctr: 3\n", "devices.meter.nameplat_ctr: Extra inputs"),
     ("devices: [1, 2\n", "not valid YAML"),
     ("simulation:\n  annual_kwh: -5\n", "simulation.annual_kwh: Input should be greater than 0"),
+    ("ems:\n  planning:\n    threshold_margin_pct: 80\n",
+     "ems.planning.threshold_margin_pct: Input should be less than or equal to 50"),
     ("ems:\n  dispatch:\n    export_margin_kw: 4\n",
      "ems.dispatch: Value error, export_margin_min_kw (5) is above export_margin_kw (4)"),
 ])

@@ -56,7 +56,8 @@ def plan(
     settings = PlannerSettings(site=cfg.site, tz=tz, export_limit_kw=s.export_limit_kw, battery=Battery(
         power_kw=s.pcs_rated_kw, energy_kwh=cfg.ems.planning.bess_kwh, soc_min_pct=s.soc_min_pct,
         soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct),
-        lookahead_intervals=cfg.ems.planning.lookahead_intervals)
+        lookahead_intervals=cfg.ems.planning.lookahead_intervals,
+        threshold_margin_pct=cfg.ems.planning.threshold_margin_pct)
     ahead = None  # the day after, as the planner node looks into it
     if settings.lookahead_intervals:
         try:
