@@ -106,3 +106,24 @@ def test_a_floor_window_longer_than_the_history_is_refused_by_the_site_config(tm
     path.write_text(yaml.safe_dump(config))
     run = CliRunner().invoke(app, ["plan", "--date", DAY.isoformat(), "--site-config", str(path), "--db", records])
     assert run.exit_code == 2 and "demand_floor_days" in run.output
+
+
+def test_the_cli_plans_with_the_settings_the_planner_node_gets_from_the_same_site_config(tmp_path):
+    from energizeos.cli.plan import planner_settings
+    from energizeos.nodes.planner import Planner
+    from energizeos.runtime import SimExecutor
+    from energizeos.site_config import device_node_parameters, load_site_config
+
+    config = yaml.safe_load(SITE_CONFIG.read_text())
+    config["ems"]["planning"].update({  # every planning setting away from its default
+        "bess_kwh": 800.0, "terminal_soc_pct": 60.0, "replan_deviation_pct": 4.0, "replan_soc_deviation_pct": 6.0,
+        "bias_decay_intervals": 8.0, "threshold_margin_pct": 2.0, "lookahead_intervals": 48})
+    config["ems"]["safety"].update({"pcs_rated_kw": 400.0, "soc_min_pct": 12.0, "soc_max_pct": 90.0,
+                                    "export_limit_kw": 25.0})
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cfg = load_site_config(path)
+    params = {**device_node_parameters(cfg)["planner"], "db_url": f"sqlite:///{tmp_path / 'r.db'}"}
+    node = Planner(executor=SimExecutor(datetime(2025, 7, 1, tzinfo=UTC)), parameter_overrides=params)
+    assert planner_settings(cfg) == node.settings
+    assert node.settings.terminal_soc_pct == 60.0 and node.settings.battery.energy_kwh == 800.0

@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from energizeos.planning.day_ahead import PlannerSettings
+    from energizeos.site_config import SiteConfig
+
+
+def planner_settings(cfg: SiteConfig) -> PlannerSettings:
+    """The settings the planner node runs with on this site config (what its launch file gives it), so
+    that ``energizeos plan`` shows the plan the node would make."""
+    from energizeos.planning.day_ahead import PlannerSettings
+    from energizeos.planning.lp import Battery
+
+    s, pl = cfg.ems.safety, cfg.ems.planning
+    return PlannerSettings(
+        site=cfg.site, tz=cfg.timezone, export_limit_kw=s.export_limit_kw,
+        battery=Battery(power_kw=s.pcs_rated_kw, energy_kwh=pl.bess_kwh, soc_min_pct=s.soc_min_pct,
+                        soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct),
+        terminal_soc_pct=pl.terminal_soc_pct, replan_deviation_pct=pl.replan_deviation_pct,
+        replan_soc_deviation_pct=pl.replan_soc_deviation_pct, bias_decay_intervals=pl.bias_decay_intervals,
+        threshold_margin_pct=pl.threshold_margin_pct, lookahead_intervals=pl.lookahead_intervals)
 
 
 def plan(
@@ -22,11 +43,10 @@ def plan(
     Nothing is approved or sent: approval happens in the planner node (policy or a user)."""
     from zoneinfo import ZoneInfo
 
-    from energizeos.planning.day_ahead import PlannerSettings, local_day, plan_day
+    from energizeos.planning.day_ahead import local_day, plan_day
     from energizeos.planning.demand_floor import demand_floor, history_tail
     from energizeos.planning.forecast import ForecastError, forecast_day
     from energizeos.planning.history import site_load_history
-    from energizeos.planning.lp import Battery
     from energizeos.records.db import init_db, make_engine
     from energizeos.site_config import SiteConfigError, load_site_config
     from energizeos.tariffs import TariffError, load_tariff
@@ -52,12 +72,7 @@ def plan(
     except ForecastError as exc:
         typer.echo(f"no plan for {target}: {exc}", err=True)
         raise typer.Exit(1) from exc
-    s = cfg.ems.safety
-    settings = PlannerSettings(site=cfg.site, tz=tz, export_limit_kw=s.export_limit_kw, battery=Battery(
-        power_kw=s.pcs_rated_kw, energy_kwh=cfg.ems.planning.bess_kwh, soc_min_pct=s.soc_min_pct,
-        soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct),
-        lookahead_intervals=cfg.ems.planning.lookahead_intervals,
-        threshold_margin_pct=cfg.ems.planning.threshold_margin_pct)
+    settings = planner_settings(cfg)
     ahead = None  # the day after, as the planner node looks into it
     if settings.lookahead_intervals:
         try:
