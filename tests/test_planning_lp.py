@@ -64,6 +64,35 @@ def test_the_head_of_the_horizon_keeps_peaks_of_its_own():
     assert off.grid_kw == pytest.approx(shared.grid_kw, abs=1e-6)
 
 
+def test_the_solver_gets_the_rows_interval_by_interval(monkeypatch):
+    """The constraint matrix is built a kind at a time with numpy but laid out as a per-interval loop writes it
+    (each interval's balance, export, SOC, window, peak and ramp rows, the terminal row last): the same model
+    in the same order gives the same plan as before the builder changed. Two intervals, the second on-peak,
+    the first in the head, a present output: every kind of row once, written out here by hand."""
+    import highspy
+
+    passed = []
+    real = highspy.Highs.passModel
+    monkeypatch.setattr(highspy.Highs, "passModel", lambda self, lp: passed.append(lp) or real(self, lp))
+    b = Battery(ramp_kw_per_interval=100.0)
+    r = solve(Problem(np.array([300.0, 400.0]), prices(2, on_peak_demand=5.0, on_peak=[False, True]), b, 50.0,
+                      previous_p_kw=20.0, head_intervals=1, head_peak_weight=0.1))
+    assert r.ok
+    lp = passed[-1]
+    start, index = list(lp.a_matrix_.start_), list(lp.a_matrix_.index_)
+    rows = [index[a:z] for a, z in zip(start, start[1:], strict=False)]
+    # columns: c 0-1, d 2-3, g 4-5, x 6-7, s 8-9, export slack 10-11, SOC slacks 12-15, ramp slack 16-17,
+    # terminal shortfall 18, month peak 19, on-peak 20, head peak 21, head on-peak 22
+    assert rows == [
+        [4, 6, 0, 2], [6, 10], [8, 0, 2], [8, 12], [8, 14], [19, 4], [21, 4], [2, 0, 16], [2, 0, 16],  # interval 0
+        [5, 7, 1, 3], [7, 11], [9, 8, 1, 3], [9, 13], [9, 15], [19, 5], [20, 5],  # interval 1 ...
+        [3, 1, 2, 0, 17], [3, 1, 2, 0, 17],  # ... its ramp from interval 0
+        [9, 18]]  # terminal SOC
+    assert lp.row_lower_[0] == lp.row_upper_[0] == 300.0 and lp.row_upper_[1] == 0.0  # balance = load; no export
+    assert lp.row_lower_[7] == pytest.approx(20.0 - 100.0) and lp.row_upper_[8] == pytest.approx(20.0 + 100.0)
+    assert lp.row_lower_[-1] == pytest.approx(500.0)  # 50 % of 1,000 kWh at the end
+
+
 def test_energy_arbitrage_with_losses_is_done_only_when_it_pays():
     """Buy at 0.10, sell back (avoid) at 0.30 with 90 % round trip: worth it; at 0.105 it is not."""
     b = Battery(power_kw=100, energy_kwh=400, charge_efficiency=0.9487, discharge_efficiency=0.9487,

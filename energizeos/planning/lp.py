@@ -99,44 +99,74 @@ class Result:
 
 
 class _Model:
-    """A small row-wise LP builder on top of highspy."""
+    """A small LP builder on top of highspy. Constraints are added a block at a time (one row per interval of
+    a kind) and laid out interval by interval, each interval's rows in the order their kinds were added: the
+    row-wise matrix HiGHS gets is the one a per-interval loop would write, built with numpy."""
+
+    SLOTS = 16  # row kinds per interval
 
     def __init__(self) -> None:
-        self.cost: list[float] = []
-        self.lower: list[float] = []
-        self.upper: list[float] = []
-        self.rows: list[tuple[float, float, list[int], list[float]]] = []
+        self.cost: list[np.ndarray] = []
+        self.lower: list[np.ndarray] = []
+        self.upper: list[np.ndarray] = []
+        self.n_col = 0
+        # per block: row sort key (interval x SLOTS + slot), row bounds, and its entries (row, col, value)
+        self.keys: list[np.ndarray] = []
+        self.row_lower: list[np.ndarray] = []
+        self.row_upper: list[np.ndarray] = []
+        self.entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.n_row = 0
 
     def var(self, n: int, lower: float | np.ndarray, upper: float | np.ndarray, cost: float | np.ndarray) -> np.ndarray:
-        start = len(self.cost)
-        self.cost += list(np.broadcast_to(np.asarray(cost, dtype=float), (n,)))
-        self.lower += list(np.broadcast_to(np.asarray(lower, dtype=float), (n,)))
-        self.upper += list(np.broadcast_to(np.asarray(upper, dtype=float), (n,)))
-        return np.arange(start, start + n)
+        for out, v in ((self.cost, cost), (self.lower, lower), (self.upper, upper)):
+            out.append(np.broadcast_to(np.asarray(v, dtype=float), (n,)))
+        self.n_col += n
+        return np.arange(self.n_col - n, self.n_col)
 
-    def row(self, lower: float, upper: float, index: list[int], value: list[float]) -> None:
-        self.rows.append((lower, upper, index, value))
+    def rows(self, intervals: np.ndarray, slot: int, lower: float | np.ndarray, upper: float | np.ndarray,
+             cols: list[np.ndarray | int], values: list[float | np.ndarray]) -> None:
+        """One row per interval in ``intervals``: sum_k values[k] x column cols[k] within [lower, upper]
+        (each of cols / values is one per interval or one for all)."""
+        intervals = np.asarray(intervals, dtype=np.int64)
+        r = len(intervals)
+        if r == 0:
+            return
+        rows = self.n_row + np.arange(r)
+        self.n_row += r
+        self.keys.append(intervals * self.SLOTS + slot)
+        self.row_lower.append(np.broadcast_to(np.asarray(lower, dtype=float), (r,)))
+        self.row_upper.append(np.broadcast_to(np.asarray(upper, dtype=float), (r,)))
+        k = len(cols)
+        col = np.column_stack([np.broadcast_to(np.asarray(c, dtype=np.int64), (r,)) for c in cols])
+        val = np.column_stack([np.broadcast_to(np.asarray(v, dtype=float), (r,)) for v in values])
+        self.entries.append((np.repeat(rows, k), col.ravel(), val.ravel()))
+
+    def lp(self) -> highspy.HighsLp:
+        """The model as HiGHS takes it, rows interval by interval."""
+        order = np.argsort(np.concatenate(self.keys), kind="stable")  # row ids in the interval-by-interval layout
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        row, col, val = (np.concatenate(part) for part in zip(*self.entries, strict=True))
+        entry_order = np.argsort(position[row], kind="stable")  # entries keep their order within a row
+        counts = np.bincount(position[row], minlength=self.n_row)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.n_col, self.n_row
+        lp.col_cost_ = np.concatenate(self.cost)
+        lp.col_lower_, lp.col_upper_ = np.concatenate(self.lower), np.concatenate(self.upper)
+        lp.row_lower_ = np.concatenate(self.row_lower)[order]
+        lp.row_upper_ = np.concatenate(self.row_upper)[order]
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        lp.a_matrix_.index_ = col[entry_order].astype(np.int32)
+        lp.a_matrix_.value_ = val[entry_order]
+        return lp
 
     def solve(self) -> tuple[str, np.ndarray, float]:
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = len(self.cost), len(self.rows)
-        lp.col_cost_ = np.array(self.cost)
-        lp.col_lower_, lp.col_upper_ = np.array(self.lower), np.array(self.upper)
-        lp.row_lower_ = np.array([r[0] for r in self.rows])
-        lp.row_upper_ = np.array([r[1] for r in self.rows])
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        starts, index, value = [0], [], []
-        for _lo, _up, idx, val in self.rows:
-            index += idx
-            value += val
-            starts.append(len(index))
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = (
-            np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
         h = _quiet_highs()
-        h.passModel(lp)
+        h.passModel(self.lp())
         h.run()
         status = h.modelStatusToString(h.getModelStatus())
-        x = np.array(h.getSolution().col_value) if status == "Optimal" else np.zeros(len(self.cost))
+        x = np.array(h.getSolution().col_value) if status == "Optimal" else np.zeros(self.n_col)
         return status, x, h.getInfo().objective_function_value
 
 
@@ -215,32 +245,34 @@ def solve(problem: Problem) -> Result:
     head_on_peak = {mo: m.var(1, p.prior_on_peak_kw.get(mo, 0.0), INF,
                               p.head_peak_weight * p.prices.on_peak_demand_rate.get(mo, 0.0))[0] for mo in head_months}
     eta_c, eta_d = b.charge_efficiency, b.discharge_efficiency
-    for i in range(n):
-        # g - x - c + d = load
-        m.row(float(p.load_kw[i]), float(p.load_kw[i]), [g[i], x[i], c[i], d[i]], [1.0, -1.0, -1.0, 1.0])
-        m.row(-INF, p.export_limit_kw, [x[i], x_slack[i]], [1.0, -1.0])
-        prev = [s[i - 1]] if i else []
-        rhs = 0.0 if i else soc0
-        # s_i - s_{i-1} - dt eta_c c_i + dt/eta_d d_i = 0 (or = soc0 for the first interval)
-        m.row(rhs, rhs, [s[i], *prev, c[i], d[i]], [1.0, *([-1.0] if i else []), -dt * eta_c, dt / eta_d])
-        m.row(floor, INF, [s[i], lo_slack[i]], [1.0, 1.0])
-        m.row(-INF, ceiling, [s[i], hi_slack[i]], [1.0, -1.0])
-        mo = p.prices.month[i]
-        m.row(0.0, INF, [peak[mo], g[i]], [1.0, -1.0])
-        if p.prices.on_peak[i]:
-            m.row(0.0, INF, [on_peak[mo], g[i]], [1.0, -1.0])
-        if i < head:
-            m.row(0.0, INF, [head_peak[mo], g[i]], [1.0, -1.0])
-            if p.prices.on_peak[i]:
-                m.row(0.0, INF, [head_on_peak[mo], g[i]], [1.0, -1.0])
-        if i:  # (d_i - c_i) - (d_{i-1} - c_{i-1}) within +-ramp
-            idx, val = [d[i], c[i], d[i - 1], c[i - 1], ramp_slack[i]], [1.0, -1.0, -1.0, 1.0]
-            m.row(-INF, b.ramp_kw_per_interval, idx, [*val, -1.0])
-            m.row(-b.ramp_kw_per_interval, INF, idx, [*val, 1.0])
-        elif p.previous_p_kw is not None:
-            m.row(p.previous_p_kw - b.ramp_kw_per_interval, INF, [d[0], c[0], ramp_slack[0]], [1.0, -1.0, 1.0])
-            m.row(-INF, p.previous_p_kw + b.ramp_kw_per_interval, [d[0], c[0], ramp_slack[0]], [1.0, -1.0, -1.0])
-    m.row(target, INF, [s[n - 1], short], [1.0, 1.0])
+    every, later = np.arange(n), np.arange(1, n)
+    load = np.asarray(p.load_kw, dtype=float)
+    on = np.asarray(p.prices.on_peak, dtype=bool)
+    peak_of = np.array([peak[mo] for mo in p.prices.month])  # each interval's month's peak variable
+    m.rows(every, 0, load, load, [g, x, c, d], [1.0, -1.0, -1.0, 1.0])  # g - x - c + d = load
+    m.rows(every, 1, -INF, p.export_limit_kw, [x, x_slack], [1.0, -1.0])
+    # s_i - s_{i-1} - dt eta_c c_i + dt/eta_d d_i = 0 (= soc0 for the first interval)
+    m.rows([0], 2, soc0, soc0, [s[0], c[0], d[0]], [1.0, -dt * eta_c, dt / eta_d])
+    m.rows(later, 2, 0.0, 0.0, [s[1:], s[:-1], c[1:], d[1:]], [1.0, -1.0, -dt * eta_c, dt / eta_d])
+    m.rows(every, 3, floor, INF, [s, lo_slack], [1.0, 1.0])
+    m.rows(every, 4, -INF, ceiling, [s, hi_slack], [1.0, -1.0])
+    m.rows(every, 5, 0.0, INF, [peak_of, g], [1.0, -1.0])
+    hours_on = np.flatnonzero(on)
+    m.rows(hours_on, 6, 0.0, INF, [[on_peak[p.prices.month[i]] for i in hours_on], g[hours_on]], [1.0, -1.0])
+    if head:
+        head_of = np.array([head_peak[mo] for mo in p.prices.month[:head]])
+        m.rows(np.arange(head), 7, 0.0, INF, [head_of, g[:head]], [1.0, -1.0])
+        head_on = np.flatnonzero(on[:head])
+        m.rows(head_on, 8, 0.0, INF, [[head_on_peak[p.prices.month[i]] for i in head_on], g[head_on]], [1.0, -1.0])
+    # (d_i - c_i) - (d_{i-1} - c_{i-1}) within +-ramp
+    ramp_cols = [d[1:], c[1:], d[:-1], c[:-1], ramp_slack[1:]]
+    m.rows(later, 9, -INF, b.ramp_kw_per_interval, ramp_cols, [1.0, -1.0, -1.0, 1.0, -1.0])
+    m.rows(later, 10, -b.ramp_kw_per_interval, INF, ramp_cols, [1.0, -1.0, -1.0, 1.0, 1.0])
+    if p.previous_p_kw is not None:  # the first interval's ramp from the present output
+        m.rows([0], 9, p.previous_p_kw - b.ramp_kw_per_interval, INF, [d[0], c[0], ramp_slack[0]], [1.0, -1.0, 1.0])
+        m.rows([0], 10, -INF, p.previous_p_kw + b.ramp_kw_per_interval, [d[0], c[0], ramp_slack[0]],
+               [1.0, -1.0, -1.0])
+    m.rows([n], 0, target, INF, [s[n - 1], short], [1.0, 1.0])  # after the last interval's rows
 
     status, sol, objective = m.solve()
     if status != "Optimal":
