@@ -102,9 +102,9 @@ class _Model:
     """A small LP builder on top of highspy. Constraints are added a block at a time (one row per interval of
     a kind) and laid out interval by interval, each interval's rows in the order their kinds were added: the
     row-wise matrix HiGHS gets is the one a per-interval loop would write, built with numpy. The layout matters:
-    demand charges leave many equally cheap plans, and which one HiGHS returns depends on the model as given
-    (with presolve off, LargeOffice's year fell 0.890 -> 0.853 of perfect foresight), so keeping it keeps the
-    plans and the measured savings."""
+    demand charges leave many equally cheap plans, and which one HiGHS returns depends on how the model is given
+    and solved (the same rows with presolve off took LargeOffice's year from 0.890 to 0.853 of perfect
+    foresight), so keeping the layout keeps the plans and the measured savings."""
 
     SLOTS = 16  # row kinds per interval
 
