@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -80,7 +81,7 @@ def test_the_solver_gets_the_rows_interval_by_interval(monkeypatch):
     assert r.ok
     lp = passed[-1]
     start, index = list(lp.a_matrix_.start_), list(lp.a_matrix_.index_)
-    rows = [index[a:z] for a, z in zip(start, start[1:], strict=False)]
+    rows = [index[a:z] for a, z in pairwise(start)]
     # columns: c 0-1, d 2-3, g 4-5, x 6-7, s 8-9, export slack 10-11, SOC slacks 12-15, ramp slack 16-17,
     # terminal shortfall 18, month peak 19, on-peak 20, head peak 21, head on-peak 22
     assert rows == [
