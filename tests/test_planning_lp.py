@@ -92,6 +92,8 @@ def test_the_solver_gets_the_rows_interval_by_interval(monkeypatch):
     assert lp.row_lower_[0] == lp.row_upper_[0] == 300.0 and lp.row_upper_[1] == 0.0  # balance = load; no export
     assert lp.row_lower_[7] == pytest.approx(20.0 - 100.0) and lp.row_upper_[8] == pytest.approx(20.0 + 100.0)
     assert lp.row_lower_[-1] == pytest.approx(500.0)  # 50 % of 1,000 kWh at the end
+    soc_row = list(lp.a_matrix_.value_[start[11]:start[12]])  # s_1 - s_0 - dt eta_c c_1 + dt / eta_d d_1
+    assert soc_row == pytest.approx([1.0, -1.0, -0.25 * 0.95, 0.25 / 0.95])
 
 
 def test_energy_arbitrage_with_losses_is_done_only_when_it_pays():

@@ -260,8 +260,9 @@ def solve(problem: Problem) -> Result:
     m.rows(every, 3, floor, INF, [s, lo_slack], [1.0, 1.0])
     m.rows(every, 4, -INF, ceiling, [s, hi_slack], [1.0, -1.0])
     m.rows(every, 5, 0.0, INF, [peak_of, g], [1.0, -1.0])
-    hours_on = np.flatnonzero(on)
-    m.rows(hours_on, 6, 0.0, INF, [[on_peak[p.prices.month[i]] for i in hours_on], g[hours_on]], [1.0, -1.0])
+    on_intervals = np.flatnonzero(on)
+    m.rows(on_intervals, 6, 0.0, INF, [[on_peak[p.prices.month[i]] for i in on_intervals], g[on_intervals]],
+           [1.0, -1.0])
     if head:
         head_of = np.array([head_peak[mo] for mo in p.prices.month[:head]])
         m.rows(np.arange(head), 7, 0.0, INF, [head_of, g[:head]], [1.0, -1.0])
