@@ -4,7 +4,10 @@ The issue's goal is 365 days at a 60 s step in <= 120 s: this reports the wall t
 the year it projects to, and what share of it the LP takes.
 
     .venv/bin/python bench/bench_savings.py [--days 3] [--profile LargeOffice] [--start 2025-07-14]
-                                            [--lp-repeat 50] [--json out.json]
+                                            [--profiles-dir ../shared/data/loads] [--lp-repeat 50] [--json out.json]
+
+LargeOffice ships with the simulator (``energizeos.sim.plant.LOADS_DIR``); the other profiles are in
+``--profiles-dir ../shared/data/loads``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ import numpy as np
 
 from energizeos.planning.lp import Battery, Prices, Problem, solve
 from energizeos.savings import SavingsConfig, run
-
-LOADS = Path("/work/shared/data/loads")  # the shared profiles, where bench_forecast.py reads them
+from energizeos.sim.plant import LOADS_DIR
 
 
 def replan_lp_ms(repeat: int) -> dict:
@@ -57,7 +59,8 @@ def replan_lp_ms(repeat: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--profile", default="LargeOffice", help="a LosAngeles profile in ../shared/data/loads")
+    parser.add_argument("--profile", default="LargeOffice", help="a LosAngeles profile in --profiles-dir")
+    parser.add_argument("--profiles-dir", type=Path, default=LOADS_DIR)
     parser.add_argument("--start", default="2025-07-14", help="first simulated day (site-local)")
     parser.add_argument("--lp-repeat", type=int, default=50)
     parser.add_argument("--json", default=None)
@@ -65,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
     lp = replan_lp_ms(args.lp_repeat)
     print(f"re-plan LP (132 intervals): median {lp['median_ms']:.2f} ms, p90 {lp['p90_ms']:.2f} ms")
-    annual = json.loads((LOADS / "total_electric_annual_kwh.json").read_text())["LosAngeles"][args.profile.lower()]
-    cfg = SavingsConfig(load=LOADS / f"crb8760_norm_LosAngeles_{args.profile}.dat", annual_kwh=annual,
+    loads = args.profiles_dir
+    annual = json.loads((loads / "total_electric_annual_kwh.json").read_text())["LosAngeles"][args.profile.lower()]
+    cfg = SavingsConfig(load=loads / f"crb8760_norm_LosAngeles_{args.profile}.dat", annual_kwh=annual,
                         start=date.fromisoformat(args.start), days=args.days, strategy="planned")
     started = time.perf_counter()
     result = run(cfg)
