@@ -27,7 +27,7 @@ from energizeos.nodes.conditions import ConditionReporter
 from energizeos.nodes.events import EventReporter
 from energizeos.planning import approval
 from energizeos.planning.day_ahead import Plan, PlannerSettings, local_day, plan_day, plan_partial, replan
-from energizeos.planning.lp import Battery
+from energizeos.planning.lp import HOLD_VALUE_PER_KWH, Battery
 from energizeos.planning.tracker import INTERVAL_S, LoadTracker, interval_start
 from energizeos.records.db import error_line, init_db, make_engine
 from energizeos.records.users import authorize
@@ -74,7 +74,10 @@ class Planner(Node):
                 max_value=50.0)).value,
             lookahead_intervals=p("lookahead_intervals", 96, ParameterDescriptor(
                 "15-minute intervals of the next day's forecast every plan's LP also sees (the plan keeps its "
-                "own day); 0: the day alone", min_value=0, max_value=96)).value)
+                "own day); 0: the day alone", min_value=0, max_value=96)).value,
+            hold_value_per_kwh=p("hold_value_per_kwh", HOLD_VALUE_PER_KWH, ParameterDescriptor(
+                "$ per kWh held per interval: among equally cheap plans the LP keeps energy in the battery "
+                "(0: no tie-break)", min_value=0.0, max_value=0.001)).value)
         self.holidays = _parse_holidays(p("holidays", "us-federal", ParameterDescriptor(
             "days the site runs as on a Sunday: us-federal, none, or ISO dates separated by commas")).value)
         self.demand_floor_days = p("demand_floor_days", 14, ParameterDescriptor(

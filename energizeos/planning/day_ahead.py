@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from energizeos.planning import gate
-from energizeos.planning.lp import Battery, Prices, Problem, Result, solve
+from energizeos.planning.lp import HOLD_VALUE_PER_KWH, Battery, Prices, Problem, Result, solve
 from energizeos_msgs.msg import DispatchPlan, Header
 from energizeos_msgs.msg import Time as TimeMsg
 
@@ -57,6 +57,8 @@ class PlannerSettings:
     # this nor thresholds from the plan's own day, on-peak +22 kW and a savings ratio of 0.896; with both 0.924
     # (the day alone: 0.9245)
     own_peak_weight: float = 0.1
+    # among equally cheap plans, the LP keeps energy in the battery (planning/lp.py HOLD_VALUE_PER_KWH; 0: no tie-break)
+    hold_value_per_kwh: float = HOLD_VALUE_PER_KWH
 
 
 @dataclass
@@ -176,7 +178,8 @@ def _plan(tariff, settings: PlannerSettings, plan_id: int, start: datetime, load
                              interval_s=INTERVAL_S, export_limit_kw=settings.export_limit_kw,
                              prior_peak_kw=prior_peak, prior_on_peak_kw=prior_on_peak, previous_p_kw=previous_p_kw,
                              terminal_soc_pct=settings.terminal_soc_pct, terminal_value_per_kwh=refill,
-                             head_intervals=n if ahead.size else 0, head_peak_weight=settings.own_peak_weight))
+                             head_intervals=n if ahead.size else 0, head_peak_weight=settings.own_peak_weight,
+                             hold_value_per_kwh=settings.hold_value_per_kwh))
 
     load = np.asarray(load_kw, dtype=float)
     result = lp(np.concatenate([load, ahead]))

@@ -87,6 +87,7 @@ class Problem:
     # look-ahead's forecast sets, and that may not come
     head_intervals: int = 0
     head_peak_weight: float = 0.0
+    hold_value_per_kwh: float = HOLD_VALUE_PER_KWH  # the tie-break (0: none)
 
 
 @dataclass
@@ -234,7 +235,7 @@ def solve(problem: Problem) -> Result:
     d = m.var(n, 0.0, b.power_kw, b.degradation_per_kwh * dt)
     g = m.var(n, 0.0, INF, p.prices.energy_rate * dt)
     x = m.var(n, 0.0, INF, -p.prices.export_rate * dt)
-    s = m.var(n, 0.0, INF, -HOLD_VALUE_PER_KWH)
+    s = m.var(n, 0.0, INF, -p.hold_value_per_kwh)
     x_slack = m.var(n, 0.0, INF, SLACK_COST * dt)  # export beyond the limit
     # the SOC window costs more to break than the export limit: when both cannot hold, what really
     # happens (and is reported) is export, since the BMS will not let the SOC leave its window
@@ -296,7 +297,7 @@ def solve(problem: Problem) -> Result:
                      "charging it back would cost more than it is worth")
     return Result(ok=not binding, status="infeasible" if binding else "optimal", p_kw=p_kw,
                   soc_pct=100.0 * sol[s] / b.energy_kwh, grid_kw=sol[g] - sol[x],
-                  cost=float(objective) + HOLD_VALUE_PER_KWH * float(np.sum(sol[s])),
+                  cost=float(objective) + p.hold_value_per_kwh * float(np.sum(sol[s])),
                   peak_kw={mo: float(sol[v]) for mo, v in peak.items()},
                   on_peak_kw={mo: float(sol[v]) for mo, v in on_peak.items()}, binding=binding, notes=notes,
                   solve_s=time.perf_counter() - started)
