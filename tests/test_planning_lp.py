@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import pairwise
 
@@ -63,6 +64,24 @@ def test_the_head_of_the_horizon_keeps_peaks_of_its_own():
     off = solve(Problem(load, prices(2, energy=0.0), b, 100.0, interval_s=3600, terminal_soc_pct=0.0,
                         head_intervals=1, head_peak_weight=0.0))
     assert off.grid_kw == pytest.approx(shared.grid_kw, abs=1e-6)
+
+
+def test_among_equally_cheap_plans_the_battery_holds_its_energy():
+    """Load 100/100/100/300 kW for an hour each, flat energy price, a 250 kW peak already set this month, the
+    battery at its floor and asked to end there: it must discharge 50 kWh in the last hour and charge 50 kWh
+    in any of the first three, all at the same cost. The tie-break charges in the first hour, so the energy
+    is in the battery as early as it can be, and it stays out of the cost the plan reports. (It is far below
+    the wear, 0.01 $/kWh here: it never pays for cycling more energy through the battery.)"""
+    worn = replace(IDEAL, degradation_per_kwh=0.01)
+    problem = Problem(np.array([100.0, 100, 100, 300]), prices(4), worn, worn.floor_pct, interval_s=3600,
+                      prior_peak_kw={JULY: 250.0}, terminal_soc_pct=worn.floor_pct)
+    held = solve(problem)
+    assert held.p_kw == pytest.approx([-50, 0, 0, 50], abs=1e-6)
+    assert held.soc_pct == pytest.approx([20, 20, 20, 15], abs=1e-6)
+    assert held.cost == pytest.approx(60.0 + 2500.0 + 0.5)  # 600 kWh at 0.1 $, the 250 kW peak, wear; no hold value
+    untied = solve(replace(problem, hold_value_per_kwh=0.0))
+    assert untied.cost == pytest.approx(held.cost)
+    assert np.all(held.soc_pct >= untied.soc_pct - 1e-6)
 
 
 def test_the_solver_gets_the_rows_interval_by_interval(monkeypatch):

@@ -267,10 +267,10 @@ def test_availability_and_its_loss_causes_match_the_interlock_events(july, engin
     poi = samples(july, POI, begin, end)
     available, losses = 0.0, {}
     state = None
-    for i, (t, data) in enumerate([(begin, None), *[(t, d) for t, d in changes if t >= begin]]):
+    inside = [(t, d) for t, d in changes if begin <= t < end]  # a change at or after the end is next period's
+    for i, (t, data) in enumerate([(begin, None), *inside]):
         state = data if data is not None else next((d for t, d in reversed(changes) if t < begin), None)
-        nxt = [t for t, _ in changes if t >= begin]
-        seg_end = nxt[i] if i < len(nxt) else end
+        seg_end = inside[i][0] if i < len(inside) else end
         covered = integrate(poi, t, seg_end)[1]
         losses["no POI data recorded"] = losses.get("no POI data recorded", 0.0) + (seg_end - t) - covered
         if state is None:
