@@ -266,7 +266,6 @@ def test_availability_and_its_loss_causes_match_the_interlock_events(july, engin
     changes = [(epoch(t), json.loads(d)) for t, d in rows]
     poi = samples(july, POI, begin, end)
     available, losses = 0.0, {}
-    state = None
     inside = [(t, d) for t, d in changes if begin <= t < end]  # a change at or after the end is next period's
     for i, (t, data) in enumerate([(begin, None), *inside]):
         state = data if data is not None else next((d for t, d in reversed(changes) if t < begin), None)
