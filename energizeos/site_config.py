@@ -117,6 +117,8 @@ class Planning(_Strict):
     bias_decay_intervals: float = Field(0.0, ge=0)  # a re-plan's load correction fades (e-folding); 0: holds all day
     # the POI threshold the dispatcher holds is planned for a load this much above the forecast (0: the forecast's own)
     threshold_margin_pct: float = Field(0.0, ge=0, le=50)
+    # the same for the on-peak thresholds alone (the larger margin applies there)
+    on_peak_margin_pct: float = Field(0.0, ge=0, le=50)
     # the month's non-coincident peak is planned as at least the highest peak the day plan would have set on
     # the measured load of this many recent days (energizeos/planning/demand_floor.py); 0: off
     demand_floor_days: int = Field(14, ge=0, le=42)
@@ -239,6 +241,7 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                          "replan_soc_deviation_pct": pl.replan_soc_deviation_pct,
                          "bias_decay_intervals": pl.bias_decay_intervals,
                          "threshold_margin_pct": pl.threshold_margin_pct,
+                         "on_peak_margin_pct": pl.on_peak_margin_pct,
                          "demand_floor_days": pl.demand_floor_days, "lookahead_intervals": pl.lookahead_intervals,
                          "bess_kw": s.pcs_rated_kw,
                          "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,

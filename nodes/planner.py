@@ -72,6 +72,9 @@ class Planner(Node):
             threshold_margin_pct=p("threshold_margin_pct", 0.0, ParameterDescriptor(
                 "plan the POI threshold for a load this much above the forecast", min_value=0.0,
                 max_value=50.0)).value,
+            on_peak_margin_pct=p("on_peak_margin_pct", 0.0, ParameterDescriptor(
+                "plan the on-peak POI thresholds alone for a load this much above the forecast", min_value=0.0,
+                max_value=50.0)).value,
             lookahead_intervals=p("lookahead_intervals", 96, ParameterDescriptor(
                 "15-minute intervals of the next day's forecast every plan's LP also sees (the plan keeps its "
                 "own day); 0: the day alone", min_value=0, max_value=96)).value,

@@ -95,6 +95,23 @@ def test_a_threshold_margin_plans_the_defended_poi_level_for_a_heavier_day():
     assert np.max(wary.threshold_kw[wary.on_peak]) > np.max(plain.threshold_kw[plain.on_peak]) + 10.0
 
 
+def test_an_on_peak_margin_plans_only_the_on_peak_thresholds_for_a_heavier_day():
+    from dataclasses import replace
+
+    load, day = office_day(), date(2025, 7, 15)
+    plain = plan_day(TARIFF, SETTINGS, day, load, soc_pct=50.0, plan_id=7)
+    wary = plan_day(TARIFF, replace(SETTINGS, threshold_margin_pct=5.0), day, load, soc_pct=50.0, plan_id=8)
+    on = plan_day(TARIFF, replace(SETTINGS, on_peak_margin_pct=5.0), day, load, soc_pct=50.0, plan_id=9)
+    assert np.array_equal(on.p_kw, plain.p_kw) and on.gate.passed  # the same power schedule
+    assert on.threshold_kw[~on.on_peak] == pytest.approx(plain.threshold_kw[~plain.on_peak])  # off-peak: the plan's
+    assert on.threshold_kw[on.on_peak] == pytest.approx(wary.threshold_kw[wary.on_peak])  # on-peak: the heavier day's
+    assert np.max(on.threshold_kw[on.on_peak]) > np.max(plain.threshold_kw[plain.on_peak]) + 10.0
+    assert np.max(wary.threshold_kw[~wary.on_peak]) > np.max(plain.threshold_kw[~plain.on_peak]) + 10.0  # not so here
+    both = plan_day(TARIFF, replace(SETTINGS, threshold_margin_pct=5.0, on_peak_margin_pct=2.0), day, load,
+                    soc_pct=50.0, plan_id=10)
+    assert both.threshold_kw == pytest.approx(wary.threshold_kw)  # the larger margin applies on-peak
+
+
 def test_by_default_every_interval_is_re_planned_from_the_measured_state():
     plan = plan_day(TARIFF, SETTINGS, date(2025, 7, 15), office_day(), soc_pct=50.0, plan_id=9)
     noon = plan.start + timedelta(hours=12)

@@ -117,7 +117,8 @@ def test_the_cli_plans_with_the_settings_the_planner_node_gets_from_the_same_sit
     config = yaml.safe_load(SITE_CONFIG.read_text())
     config["ems"]["planning"].update({  # what the planner takes from the config, each away from its default
         "bess_kwh": 800.0, "terminal_soc_pct": 60.0, "replan_deviation_pct": 4.0, "replan_soc_deviation_pct": 6.0,
-        "bias_decay_intervals": 8.0, "threshold_margin_pct": 2.0, "lookahead_intervals": 48})
+        "bias_decay_intervals": 8.0, "threshold_margin_pct": 2.0, "on_peak_margin_pct": 3.0,
+        "lookahead_intervals": 48})
     config["ems"]["safety"].update({"pcs_rated_kw": 400.0, "soc_min_pct": 12.0, "soc_max_pct": 90.0,
                                     "export_limit_kw": 25.0})
     path = tmp_path / "site.yaml"

@@ -47,6 +47,10 @@ def test_the_planners_threshold_margin_comes_from_the_config(tmp_path):
     config.write_text("ems:\n  planning:\n    threshold_margin_pct: 3\n")
     specs = {s.name: s for s in load_launch_file(SIM_SITE, {"site_config": str(config)})}
     assert specs["planner"].params["threshold_margin_pct"] == 3.0  # thresholds for a day 3 % heavier
+    config.write_text("ems:\n  planning:\n    on_peak_margin_pct: 2\n")
+    specs = {s.name: s for s in load_launch_file(SIM_SITE, {"site_config": str(config)})}
+    planner = specs["planner"].params
+    assert (planner["on_peak_margin_pct"], planner["threshold_margin_pct"]) == (2.0, 0.0)  # the on-peak ones alone
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -56,6 +60,8 @@ def test_the_planners_threshold_margin_comes_from_the_config(tmp_path):
     ("simulation:\n  annual_kwh: -5\n", "simulation.annual_kwh: Input should be greater than 0"),
     ("ems:\n  planning:\n    threshold_margin_pct: 80\n",
      "ems.planning.threshold_margin_pct: Input should be less than or equal to 50"),
+    ("ems:\n  planning:\n    on_peak_margin_pct: -1\n",
+     "ems.planning.on_peak_margin_pct: Input should be greater than or equal to 0"),
     ("ems:\n  dispatch:\n    export_margin_kw: 4\n",
      "ems.dispatch: Value error, export_margin_min_kw (5) is above export_margin_kw (4)"),
 ])

@@ -28,7 +28,8 @@ def planner_settings(cfg: SiteConfig) -> PlannerSettings:
                         soc_reserve_pct=s.soc_reserve_pct, soc_max_pct=s.soc_max_pct),
         terminal_soc_pct=pl.terminal_soc_pct, replan_deviation_pct=pl.replan_deviation_pct,
         replan_soc_deviation_pct=pl.replan_soc_deviation_pct, bias_decay_intervals=pl.bias_decay_intervals,
-        threshold_margin_pct=pl.threshold_margin_pct, lookahead_intervals=pl.lookahead_intervals)
+        threshold_margin_pct=pl.threshold_margin_pct, on_peak_margin_pct=pl.on_peak_margin_pct,
+        lookahead_intervals=pl.lookahead_intervals)
 
 
 def plan(
