@@ -118,7 +118,7 @@ class Planning(_Strict):
     # the POI threshold the dispatcher holds is planned for a load this much above the forecast (0: the forecast's own)
     threshold_margin_pct: float = Field(0.0, ge=0, le=50)
     # the same for the on-peak thresholds alone (the larger margin applies there)
-    on_peak_margin_pct: float = Field(0.0, ge=0, le=50)
+    on_peak_margin_pct: float = Field(2.0, ge=0, le=50)
     # the month's non-coincident peak is planned as at least the highest peak the day plan would have set on
     # the measured load of this many recent days (energizeos/planning/demand_floor.py); 0: off
     demand_floor_days: int = Field(14, ge=0, le=42)

@@ -72,7 +72,7 @@ class Planner(Node):
             threshold_margin_pct=p("threshold_margin_pct", 0.0, ParameterDescriptor(
                 "plan the POI threshold for a load this much above the forecast", min_value=0.0,
                 max_value=50.0)).value,
-            on_peak_margin_pct=p("on_peak_margin_pct", 0.0, ParameterDescriptor(
+            on_peak_margin_pct=p("on_peak_margin_pct", 2.0, ParameterDescriptor(
                 "plan the on-peak POI thresholds alone for a load this much above the forecast", min_value=0.0,
                 max_value=50.0)).value,
             lookahead_intervals=p("lookahead_intervals", 96, ParameterDescriptor(

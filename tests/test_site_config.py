@@ -23,6 +23,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
     assert params["meter_node"]["nameplate_ctr"] == 400.0
     assert params["reporter"]["formats"] == "pdf,html,csv" and params["reporter"]["max_hold_s"] == 5.0
     assert (params["planner"]["threshold_margin_pct"], params["planner"]["demand_floor_days"]) == (0.0, 14)
+    assert params["planner"]["on_peak_margin_pct"] == 2.0
 
 
 def test_a_report_format_the_reporter_cannot_write_is_refused(tmp_path):
@@ -47,10 +48,10 @@ def test_the_planners_threshold_margin_comes_from_the_config(tmp_path):
     config.write_text("ems:\n  planning:\n    threshold_margin_pct: 3\n")
     specs = {s.name: s for s in load_launch_file(SIM_SITE, {"site_config": str(config)})}
     assert specs["planner"].params["threshold_margin_pct"] == 3.0  # thresholds for a day 3 % heavier
-    config.write_text("ems:\n  planning:\n    on_peak_margin_pct: 2\n")
+    config.write_text("ems:\n  planning:\n    on_peak_margin_pct: 3\n")
     specs = {s.name: s for s in load_launch_file(SIM_SITE, {"site_config": str(config)})}
     planner = specs["planner"].params
-    assert (planner["on_peak_margin_pct"], planner["threshold_margin_pct"]) == (2.0, 0.0)  # the on-peak ones alone
+    assert (planner["on_peak_margin_pct"], planner["threshold_margin_pct"]) == (3.0, 0.0)  # the on-peak ones alone
 
 
 @pytest.mark.parametrize(("text", "expected"), [
