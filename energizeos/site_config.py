@@ -122,6 +122,9 @@ class Planning(_Strict):
     # the month's non-coincident peak is planned as at least the highest peak the day plan would have set on
     # the measured load of this many recent days (energizeos/planning/demand_floor.py); 0: off
     demand_floor_days: int = Field(14, ge=0, le=42)
+    # the floor's plans span this many consecutive days: a battery large next to the load carries a light day's
+    # energy into a heavy one (a weekend into the week), which a day plan alone cannot credit
+    demand_floor_window_days: int = Field(1, ge=1, le=7)
     # every plan's LP also sees this many 15-minute intervals of the next day's forecast; 0: the day alone
     lookahead_intervals: int = Field(96, ge=0, le=96)
 
@@ -242,7 +245,9 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                          "bias_decay_intervals": pl.bias_decay_intervals,
                          "threshold_margin_pct": pl.threshold_margin_pct,
                          "on_peak_margin_pct": pl.on_peak_margin_pct,
-                         "demand_floor_days": pl.demand_floor_days, "lookahead_intervals": pl.lookahead_intervals,
+                         "demand_floor_days": pl.demand_floor_days,
+                         "demand_floor_window_days": pl.demand_floor_window_days,
+                         "lookahead_intervals": pl.lookahead_intervals,
                          "bess_kw": s.pcs_rated_kw,
                          "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,
                          "soc_max_pct": s.soc_max_pct, "export_limit_kw": s.export_limit_kw,

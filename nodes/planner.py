@@ -86,6 +86,9 @@ class Planner(Node):
         self.demand_floor_days = p("demand_floor_days", 14, ParameterDescriptor(
             "plan the month's non-coincident peak as at least the highest peak the day plan would have set "
             "on the measured load of this many recent days (0: off)", min_value=0, max_value=HISTORY_DAYS)).value
+        self.demand_floor_window_days = p("demand_floor_window_days", 1, ParameterDescriptor(
+            "the demand floor's plans span this many consecutive days, so a battery that carries energy from light "
+            "days to heavy ones is credited with it", min_value=1, max_value=7)).value
         self._floor: tuple[date, dict] | None = None  # (the local day it was found for, the floor)
         self._floor_days: dict = {}  # (day, its load) -> the peak its day plan sets: each day is solved once
         self._ahead: dict[tuple[date, date], np.ndarray | None] = {}  # (found on, for day) -> forecast
@@ -308,7 +311,7 @@ class Planner(Node):
             first = today - timedelta(days=self.demand_floor_days)
             self._floor_days = {key: kw for key, kw in self._floor_days.items() if key[0] >= first}
             floor = demand_floor(self.tracker.history(start, self.demand_floor_days), self.tariff, self.settings,
-                                 self._floor_days, month_of=today)
+                                 self._floor_days, month_of=today, window_days=self.demand_floor_window_days)
             self._floor = (today, floor)
             if floor:
                 self.get_logger().info(

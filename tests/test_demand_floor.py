@@ -20,8 +20,9 @@ TARIFF = load_tariff("sdge-al-tou")  # illustrative rates: max demand $30/kW, su
 
 
 def floor_of(history: LoadHistory, battery: Battery | None = None, cache: dict | None = None,
-             month_of: date | None = None) -> dict:
-    return demand_floor(history, TARIFF, PlannerSettings(tz=TZ, battery=battery or Battery()), cache, month_of)
+             month_of: date | None = None, window_days: int = 1) -> dict:
+    return demand_floor(history, TARIFF, PlannerSettings(tz=TZ, battery=battery or Battery()), cache, month_of,
+                        window_days)
 
 
 def test_the_level_spends_exactly_the_energy_by_hand():
@@ -160,3 +161,17 @@ def test_a_small_site_floor_is_what_a_day_can_repeat_not_what_the_stored_energy_
     level = (8 * 40.0 + 16 * 20.0 * 0.95 * 0.95) / (8 + 16 * 0.95 * 0.95)
     assert level == pytest.approx(27.13, abs=0.01)
     assert floor["kw"] == pytest.approx(level, abs=0.01)
+
+
+def test_a_window_of_days_credits_the_energy_a_light_day_stores_for_a_heavy_one():
+    # a closed Sunday (0 kW) before a Monday at 40 kW from 08:00 to 16:00 and 0 kW otherwise. Alone, Monday ends
+    # where it began by charging under the level in its other 16 hours: 16 h x L x 0.95 = 8 h x (40 - L) / 0.95,
+    # L = 14.26 kW. Planned as one two-day window, Sunday's 24 hours charge too: 40 h x L x 0.95 = 8 h x (40 - L)
+    # / 0.95, L = 7.26 kW, the level a site that stores energy over the weekend holds its weekdays at
+    history = _days([0.0, 40.0], date(2025, 1, 5), base_kw=0.0, hours=slice(32, 64))
+    alone, window = floor_of(history, BATTERY), floor_of(history, BATTERY, window_days=2)
+    assert alone["kw"] == pytest.approx(320.0 / (8 + 16 * 0.95 * 0.95), abs=0.01) and alone["day"] == date(2025, 1, 6)
+    assert window["kw"] == pytest.approx(320.0 / (8 + 40 * 0.95 * 0.95), abs=0.01)
+    assert window["day"] == date(2025, 1, 5)  # the window's first day
+    # a window needs all its days: a history one day long sets no two-day floor
+    assert floor_of(LoadHistory(history.start, 900, history.values[:96]), BATTERY, window_days=2) == {}

@@ -24,6 +24,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
     assert params["reporter"]["formats"] == "pdf,html,csv" and params["reporter"]["max_hold_s"] == 5.0
     assert (params["planner"]["threshold_margin_pct"], params["planner"]["demand_floor_days"]) == (0.0, 14)
     assert params["planner"]["on_peak_margin_pct"] == 2.0
+    assert params["planner"]["demand_floor_window_days"] == 1
 
 
 def test_a_report_format_the_reporter_cannot_write_is_refused(tmp_path):
@@ -63,6 +64,8 @@ def test_the_planners_threshold_margin_comes_from_the_config(tmp_path):
      "ems.planning.threshold_margin_pct: Input should be less than or equal to 50"),
     ("ems:\n  planning:\n    on_peak_margin_pct: -1\n",
      "ems.planning.on_peak_margin_pct: Input should be greater than or equal to 0"),
+    ("ems:\n  planning:\n    demand_floor_window_days: 9\n",
+     "ems.planning.demand_floor_window_days: Input should be less than or equal to 7"),
     ("ems:\n  dispatch:\n    export_margin_kw: 4\n",
      "ems.dispatch: Value error, export_margin_min_kw (5) is above export_margin_kw (4)"),
 ])

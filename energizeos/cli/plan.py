@@ -81,7 +81,8 @@ def plan(
         except ForecastError as exc:
             fc.notes.append(f"no look-ahead into the next day: {exc}")
     floor_days = cfg.ems.planning.demand_floor_days
-    floor = demand_floor(history_tail(history, floor_days), tariff, settings, month_of=target) if floor_days else {}
+    floor = demand_floor(history_tail(history, floor_days), tariff, settings, month_of=target,
+                         window_days=cfg.ems.planning.demand_floor_window_days) if floor_days else {}
     notes = list(fc.notes)
     prior_peak = {}
     if floor:
