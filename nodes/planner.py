@@ -305,7 +305,7 @@ class Planner(Node):
             return {}
         today = self.now().astimezone(ZoneInfo(self.tz)).date()
         if self._floor is None or self._floor[0] != today:
-            from energizeos.planning.demand_floor import demand_floor
+            from energizeos.planning.demand_floor import demand_floor, describe
 
             start, _n = local_day(today, self.tz)
             first = today - timedelta(days=self.demand_floor_days)
@@ -315,8 +315,7 @@ class Planner(Node):
             self._floor = (today, floor)
             if floor:
                 self.get_logger().info(
-                    f"demand floor {floor['kw']:.1f} kW: the peak the day plan sets on {floor['day']}'s load "
-                    f"(a full battery alone could have held that day at {floor['holdable_kw']:.1f} kW)")
+                    f"{describe(floor)} (a full battery alone could have held it at {floor['holdable_kw']:.1f} kW)")
         return self._floor[1]
 
     # --- gate, approval, activation ---------------------------------------------------------------

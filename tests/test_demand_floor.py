@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from energizeos.planning.day_ahead import PlannerSettings
-from energizeos.planning.demand_floor import demand_floor, holdable_level, priced_as
+from energizeos.planning.demand_floor import demand_floor, describe, holdable_level, priced_as
 from energizeos.planning.history import LoadHistory
 from energizeos.planning.lp import Battery
 from energizeos.tariffs import load_tariff
@@ -79,8 +79,9 @@ def test_the_floor_is_the_heaviest_days_planned_peak_by_hand():
     # midday max demand at $30/kW over 4 h beats the 500 kW on-peak at $25/kW over 5 h), taking 190 kW off;
     # it refills at off-peak between 14:00 and 16:00, under that peak, for the on-peak. A full battery could
     # have held the day at exactly that level too: here energy, not the on-peak, is what binds
-    assert floor == {"kw": pytest.approx(1400.0 - 190.0, abs=0.01), "day": date(2025, 6, 3),
+    assert floor == {"kw": pytest.approx(1400.0 - 190.0, abs=0.01), "day": date(2025, 6, 3), "days": 1,
                      "holdable_kw": pytest.approx(1210.0)}
+    assert describe(floor) == "demand floor 1210.0 kW: the peak the day plan sets on 2025-06-03's load"
 
 
 def test_where_the_pcs_binds_the_floor_is_the_peak_less_the_rating():
@@ -172,6 +173,8 @@ def test_a_window_of_days_credits_the_energy_a_light_day_stores_for_a_heavy_one(
     alone, window = floor_of(history, BATTERY), floor_of(history, BATTERY, window_days=2)
     assert alone["kw"] == pytest.approx(320.0 / (8 + 16 * 0.95 * 0.95), abs=0.01) and alone["day"] == date(2025, 1, 6)
     assert window["kw"] == pytest.approx(320.0 / (8 + 40 * 0.95 * 0.95), abs=0.01)
-    assert window["day"] == date(2025, 1, 5)  # the window's first day
+    assert (window["day"], window["days"]) == (date(2025, 1, 5), 2)  # the window's first day, and its length
+    assert describe(window) == ("demand floor 7.3 kW: the peak the 2-day plan sets on the load of 2025-01-05 to "
+                                "2025-01-06")
     # a window needs all its days: a history one day long sets no two-day floor
     assert floor_of(LoadHistory(history.start, 900, history.values[:96]), BATTERY, window_days=2) == {}

@@ -53,11 +53,12 @@ def records(tmp_path):
     return url
 
 
-def plan(tmp_path, url: str, floor_days: int, margin_pct: float = 0.0) -> dict:
+def plan(tmp_path, url: str, floor_days: int, margin_pct: float = 0.0, window_days: int = 1) -> dict:
     config = yaml.safe_load(SITE_CONFIG.read_text())
     config["ems"]["planning"]["demand_floor_days"] = floor_days
     config["ems"]["planning"]["threshold_margin_pct"] = margin_pct
-    path = tmp_path / f"site_{floor_days}_{margin_pct}.yaml"
+    config["ems"]["planning"]["demand_floor_window_days"] = window_days
+    path = tmp_path / f"site_{floor_days}_{margin_pct}_{window_days}.yaml"
     path.write_text(yaml.safe_dump(config))
     run = CliRunner().invoke(app, ["plan", "--date", DAY.isoformat(), "--soc", "90", "--site-config", str(path),
                                    "--db", url, "--json"])
@@ -90,6 +91,17 @@ def test_the_plan_is_floored_at_the_peak_the_day_plan_sets_on_the_heaviest_recen
     assert floored["p_kw"][midday] <= 0.0 and max(floored["grid_kw"]) <= floor + 1.0
     on_peak = slice(64, 84)
     assert sum(floored["p_kw"][on_peak]) > sum(plain["p_kw"][on_peak])
+
+
+def test_the_site_config_sets_the_floor_s_window_of_days(tmp_path, records):
+    days, weeks = plan(tmp_path, records, 14), plan(tmp_path, records, 14, window_days=7)
+    day_floor, = (n for n in days["notes"] if n.startswith("demand floor"))
+    week_floor, = (n for n in weeks["notes"] if n.startswith("demand floor"))
+    kw = lambda note: float(note.split()[2])  # noqa: E731 - "demand floor 1234.5 kW: ..."
+    assert "the 7-day plan sets on the load of" in week_floor and "the day plan sets on" in day_floor
+    # the heavy Friday is shaved with one full battery either way: what limits it is the battery, not the room to
+    # recharge, so the 350 kW weekend before it stores nothing the Friday could use (the windows can only help)
+    assert kw(week_floor) == pytest.approx(kw(day_floor), abs=0.2)
 
 
 def test_the_plan_holds_the_thresholds_of_a_heavier_day_when_the_site_config_sets_a_margin(tmp_path, records):

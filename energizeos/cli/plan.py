@@ -45,7 +45,7 @@ def plan(
     from zoneinfo import ZoneInfo
 
     from energizeos.planning.day_ahead import local_day, plan_day
-    from energizeos.planning.demand_floor import demand_floor, history_tail
+    from energizeos.planning.demand_floor import demand_floor, describe, history_tail
     from energizeos.planning.forecast import ForecastError, forecast_day
     from energizeos.planning.history import site_load_history
     from energizeos.records.db import init_db, make_engine
@@ -87,7 +87,7 @@ def plan(
     prior_peak = {}
     if floor:
         prior_peak = {tariff.interval_prices(start, 1, 900).month_key[0]: floor["kw"]}
-        notes.append(f"demand floor {floor['kw']:.1f} kW: the peak the day plan sets on {floor['day']}'s load")
+        notes.append(describe(floor))
     result = plan_day(tariff, settings, target, fc.values, soc, prior_peak=prior_peak, plan_id=0, method=fc.method,
                       notes=notes, lookahead_kw=ahead)
     if as_json:

@@ -69,8 +69,8 @@ def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings
                  month_of: date | None = None, window_days: int = 1) -> dict:
     """The highest non-coincident peak the day plan (``settings``: the planner's) sets on the measured load
     of a whole local day in ``history``, with the day that set it and the lower bound a full battery could
-    hold that day under: {"kw": ..., "day": date, "holdable_kw": ...}; {} when no day has enough measured
-    intervals. Each day starts at the plan's terminal SOC target (where the planner ends every day) with
+    hold that day under: {"kw": ..., "day": date, "days": window_days, "holdable_kw": ...}; {} when no day has
+    enough measured intervals. Each day starts at the plan's terminal SOC target (where the planner ends every day) with
     no peak set yet, and ends there (``SUSTAINED_DAY_VALUE_PER_KWH``): a day the site could repeat. Missing
     intervals (at most 10 %) count as the day's mean. ``cache`` (any dict the caller keeps) remembers each
     day's answer at each pricing, so a planner pays one LP per new day, and one more per day of the month
@@ -116,8 +116,19 @@ def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings
             kw = cache[key]
             if kw is not None and (not best or kw > best["kw"]):
                 usable = battery.kwh(battery.soc_max_pct - battery.floor_pct) * battery.discharge_efficiency
-                best = {"kw": kw, "day": day, "holdable_kw": holdable_level(load, usable, battery.power_kw, INTERVAL_S)}
+                best = {"kw": kw, "day": day, "days": window_days,
+                        "holdable_kw": holdable_level(load, usable, battery.power_kw, INTERVAL_S)}
         day += timedelta(days=1)
+
+
+def describe(floor: dict) -> str:
+    """What set ``floor`` (a ``demand_floor`` answer), for a log line or a plan's notes."""
+    days = floor.get("days", 1)
+    if days == 1:
+        return f"demand floor {floor['kw']:.1f} kW: the peak the day plan sets on {floor['day']}'s load"
+    last = floor["day"] + timedelta(days=days - 1)
+    return (f"demand floor {floor['kw']:.1f} kW: the peak the {days}-day plan sets on the load of {floor['day']} "
+            f"to {last}")
 
 
 def local_span(day: date, days: int, tz: str) -> tuple[datetime, int]:
