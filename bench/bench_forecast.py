@@ -12,7 +12,8 @@ so is the simulator's day-of-year mapping (profile weekends on 2025 Tuesdays/Wed
 Aggregation: 30 days x 86,400 s x 2 points (POI meter and PCS power) written to a SQLite file with
 SQLAlchemy core executemany, then ``site_load_history`` over the month, checked against numpy.
 
-    .venv/bin/python bench/bench_forecast.py [--db-days 30] [--skip-db] [--postgres] [--json out.json]
+    .venv/bin/python bench/bench_forecast.py [--profiles-dir ../shared/data/loads] [--db-days 30] [--skip-db]
+                                             [--postgres] [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ from energizeos.planning.forecast import DEFAULT_TZ, day_grid, day_kind, evaluat
 from energizeos.planning.history import BESS_POINT, POI_POINT, site_load_history
 from energizeos.records.db import init_db, make_engine
 from energizeos.records.models import Telemetry
+from energizeos.sim.plant import LOADS_DIR as SIM_LOADS_DIR
 
-LOADS_DIR = Path("/work/shared/data/loads")
+# the four shared profiles sit next to the repository (../shared/data/loads), not inside it
+LOADS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "loads"
 PROFILES = {"hospital": "Hospital", "largeoffice": "LargeOffice", "mediumoffice": "MediumOffice",
             "warehouse": "Warehouse"}
 YEAR = 2025
@@ -139,7 +142,7 @@ def aggregation(url: str, days: int) -> dict:
     t0 = day_grid(date(YEAR, 7, 1), DEFAULT_TZ, INTERVAL_S)[0]
     seconds = days * 86400
     rng = np.random.default_rng(1)
-    coarse, _ = year_series(LOADS_DIR, "LargeOffice", 6_642_784, align_weekday=True)
+    coarse, _ = year_series(SIM_LOADS_DIR, "LargeOffice", 6_642_784, align_weekday=True)  # ships with the simulator
     first = int((t0 - day_grid(date(YEAR, 1, 1), DEFAULT_TZ, INTERVAL_S)[0]).total_seconds() // INTERVAL_S)
     load = np.repeat(coarse[first: first + seconds // INTERVAL_S], INTERVAL_S)
     load *= 1 + 0.015 * rng.standard_normal(seconds)  # 1.5 % noise, like the simulated plant's
@@ -185,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true", help="also time the query on a scratch PostgreSQL")
     parser.add_argument("--json", default="", help="write the result here")
     args = parser.parse_args(argv)
+    if not (args.profiles_dir / "total_electric_annual_kwh.json").is_file():
+        parser.error(f"no load profiles in {args.profiles_dir} (total_electric_annual_kwh.json is missing): "
+                     "pass --profiles-dir, the folder of the shared crb8760_norm_LosAngeles_*.dat files")
 
     result: dict = {"accuracy": accuracy(args.profiles_dir, variants=not args.no_variants)}
     acc = result["accuracy"]

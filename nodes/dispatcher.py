@@ -59,6 +59,10 @@ class Dispatcher(Node):
             "smallest import kept at the POI against export: the margin follows the largest drop of the site "
             "load over one control period in the last day, between this and export_margin_kw",
             min_value=0.0)).value
+        if margin_min_kw > self.export_margin_kw:  # refused, not clamped: one of the two is not what was meant
+            raise runtime.ParameterError(
+                f"node '{self.get_name()}': export_margin_min_kw ({margin_min_kw:g}) is above export_margin_kw "
+                f"({self.export_margin_kw:g}): the least margin kept against export cannot exceed the most")
         self.event_driven = self.declare_parameter("event_driven", False, ParameterDescriptor(
             "also send a request on every POI reading (control at the meter rate)")).value
         self.baseline_peak_kw = self.declare_parameter("baseline_peak_shaving_kw", 500.0).value
@@ -90,7 +94,7 @@ class Dispatcher(Node):
         self.create_service(SetDispatchMode, "/ems/dispatch/mode", self.on_set_mode)
         self.period_s = 1.0 / rate
         self._margin_stamp: int | None = None  # the POI reading the margin last saw
-        self.margin = ExportMargin(self.period_s, min(margin_min_kw, self.export_margin_kw), self.export_margin_kw)
+        self.margin = ExportMargin(self.period_s, margin_min_kw, self.export_margin_kw)
         self.demand = DemandInterval(self.declare_parameter("demand_interval_s", 900.0, ParameterDescriptor(
             "the utility's demand interval: a held threshold keeps its mean import", min_value=60.0)).value)
         self.create_timer(self.period_s, self.tick)

@@ -142,6 +142,13 @@ def test_the_dispatcher_discharge_cap_follows_the_site_load_after_a_day():
     assert site.dispatcher.margin.margin_kw() == pytest.approx(2.0)
 
 
+def test_a_least_margin_above_the_most_is_refused_by_name():
+    from energizeos.runtime import ParameterError
+
+    with pytest.raises(ParameterError, match=r"export_margin_min_kw \(5\) is above export_margin_kw \(3\)"):
+        Site(mode="export_limit", control_rate_hz=1 / 60, export_margin_kw=3.0)  # the least is 5 kW by default
+
+
 def test_the_default_margin_never_goes_under_five_kw():
     site = Site(mode="export_limit", control_rate_hz=1 / 60)
     site.pcs(0.0, sampled_s=0.0)
