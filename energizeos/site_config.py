@@ -124,7 +124,7 @@ class Planning(_Strict):
     demand_floor_days: int = Field(14, ge=0, le=42)
     # the floor's plans span this many consecutive days: a battery large next to the load carries a light day's
     # energy into a heavy one (a weekend into the week), which a day plan alone cannot credit
-    demand_floor_window_days: int = Field(7, ge=1, le=7)
+    demand_floor_window_days: int = Field(1, ge=1, le=7)
     # every plan's LP also sees this many 15-minute intervals of the next day's forecast; 0: the day alone
     lookahead_intervals: int = Field(96, ge=0, le=96)
 

@@ -86,7 +86,7 @@ class Planner(Node):
         self.demand_floor_days = p("demand_floor_days", 14, ParameterDescriptor(
             "plan the month's non-coincident peak as at least the highest peak the day plan would have set "
             "on the measured load of this many recent days (0: off)", min_value=0, max_value=HISTORY_DAYS)).value
-        self.demand_floor_window_days = p("demand_floor_window_days", 7, ParameterDescriptor(
+        self.demand_floor_window_days = p("demand_floor_window_days", 1, ParameterDescriptor(
             "the demand floor's plans span this many consecutive days, so a battery that carries energy from light "
             "days to heavy ones is credited with it", min_value=1, max_value=7)).value
         self._floor: tuple[date, dict] | None = None  # (the local day it was found for, the floor)
