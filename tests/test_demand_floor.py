@@ -178,3 +178,5 @@ def test_a_window_of_days_credits_the_energy_a_light_day_stores_for_a_heavy_one(
                                 "2025-01-06")
     # a window needs all its days: a history one day long sets no two-day floor
     assert floor_of(LoadHistory(history.start, 900, history.values[:96]), BATTERY, window_days=2) == {}
+    with pytest.raises(ValueError, match="at least one day, not 0"):
+        floor_of(history, BATTERY, window_days=0)

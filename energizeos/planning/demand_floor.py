@@ -89,6 +89,8 @@ def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings
     foresight held 26.6 kW); on the large sites the two differ by less than 1 %."""
     if history.interval_s != INTERVAL_S:
         raise ValueError(f"the demand floor needs {INTERVAL_S} s intervals, the history has {history.interval_s} s")
+    if window_days < 1:
+        raise ValueError(f"the demand floor's window is at least one day, not {window_days}")
     battery = settings.battery
     soc = settings.terminal_soc_pct if settings.terminal_soc_pct is not None else battery.soc_max_pct
     cache = {} if cache is None else cache
