@@ -125,6 +125,9 @@ class Planning(_Strict):
     # the floor's plans span this many consecutive days: a battery large next to the load carries a light day's
     # energy into a heavy one (a weekend into the week), which a day plan alone cannot credit
     demand_floor_window_days: int = Field(1, ge=1, le=7)
+    # a month's measured peak at most this much above the highest threshold the followed plans held is planned
+    # as that threshold: the billed 15-minute mean's small overshoot does not ratchet the month's peak up
+    peak_noise_pct: float = Field(0.0, ge=0, le=5)
     # every plan's LP also sees this many 15-minute intervals of the next day's forecast; 0: the day alone
     lookahead_intervals: int = Field(96, ge=0, le=96)
 
@@ -247,6 +250,7 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                          "on_peak_margin_pct": pl.on_peak_margin_pct,
                          "demand_floor_days": pl.demand_floor_days,
                          "demand_floor_window_days": pl.demand_floor_window_days,
+                         "peak_noise_pct": pl.peak_noise_pct,
                          "lookahead_intervals": pl.lookahead_intervals,
                          "bess_kw": s.pcs_rated_kw,
                          "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,

@@ -89,6 +89,10 @@ class Planner(Node):
         self.demand_floor_window_days = p("demand_floor_window_days", 1, ParameterDescriptor(
             "the demand floor's plans span this many consecutive days, so a battery that carries energy from light "
             "days to heavy ones is credited with it", min_value=1, max_value=7)).value
+        self.peak_noise_pct = p("peak_noise_pct", 0.0, ParameterDescriptor(
+            "a month's measured peak at most this much above the highest threshold the followed plans held is "
+            "planned as that threshold: the 15-minute mean's overshoot is noise, not a new peak (0: off)",
+            min_value=0.0, max_value=5.0)).value
         self._floor: tuple[date, dict] | None = None  # (the local day it was found for, the floor)
         self._floor_days: dict = {}  # (day, its load) -> the peak its day plan sets: each day is solved once
         self._ahead: dict[tuple[date, date], np.ndarray | None] = {}  # (found on, for day) -> forecast
@@ -110,6 +114,9 @@ class Planner(Node):
         self.month_key = ""
         self.month_peak: dict[str, float] = {}
         self.month_on_peak: dict[str, float] = {}
+        # the highest POI thresholds the followed plans held, by month (non-coincident, on-peak): peak_noise_pct
+        self.month_held: dict[str, float] = {}
+        self.month_held_on_peak: dict[str, float] = {}
         self._peaks_done_k = 0
         self._last_replan_k = 0
         self._rest_attempt_k = 0
@@ -288,15 +295,42 @@ class Planner(Node):
 
     def _prior_peaks(self) -> tuple[dict[str, float], dict[str, float]]:
         """The peaks already set (billed) this month, non-coincident and on-peak, by month; the
-        non-coincident one at least the demand floor (energizeos.planning.demand_floor)."""
-        peaks = dict(self.month_peak)
+        non-coincident one at least the demand floor (energizeos.planning.demand_floor). A peak within
+        ``peak_noise_pct`` above the threshold the plans held is planned as that threshold."""
+        peaks = self._denoised(self.month_peak, self.month_held)
         floor = self._demand_floor()
         if floor:
             now = self.now()
             for t in (now, now + timedelta(days=1)):  # today's month and tomorrow's
                 month = self.tariff.interval_prices(t, 1, INTERVAL_S).month_key[0]
                 peaks[month] = max(peaks.get(month, 0.0), floor["kw"])
-        return peaks, dict(self.month_on_peak)
+        return peaks, self._denoised(self.month_on_peak, self.month_held_on_peak)
+
+    def _denoised(self, measured: dict[str, float], held: dict[str, float]) -> dict[str, float]:
+        """``measured`` with each month's peak that lies just above the threshold the plans held (by at most
+        ``peak_noise_pct``) put back at that threshold. Why: the dispatcher holds the billed 15-minute mean,
+        and a load that moves in an interval's last minute lands it up to ~0.5 % above. Planned as a new peak,
+        each such overshoot became the next plan's threshold and the month's peak climbed by ratchet
+        (measured, Warehouse August: 28.2 -> 31.1 kW, 0.05-0.15 kW at a time). The bill still counts the
+        overshoot; the plans just do not build on it."""
+        out = dict(measured)
+        if self.peak_noise_pct <= 0:
+            return out
+        for month, kw in measured.items():
+            level = held.get(month)
+            if level is not None and level < kw <= level * (1.0 + self.peak_noise_pct / 100.0):
+                out[month] = level
+        return out
+
+    def _note_held(self, plan: Plan) -> None:
+        """The thresholds ``plan`` makes the dispatcher hold, folded into the month's highest."""
+        prices = self.tariff.interval_prices(plan.start, len(plan.threshold_kw), plan.interval_s)
+        for month, on_peak, kw in zip(prices.month_key, prices.on_peak_demand, plan.threshold_kw, strict=True):
+            if not np.isfinite(kw):
+                continue
+            self.month_held[month] = max(self.month_held.get(month, 0.0), float(kw))
+            if on_peak:
+                self.month_held_on_peak[month] = max(self.month_held_on_peak.get(month, 0.0), float(kw))
 
     def _demand_floor(self) -> dict:
         """The floor from the ``demand_floor_days`` whole days before today, found once a day (one new LP:
@@ -379,6 +413,7 @@ class Planner(Node):
 
     def _activate(self, plan: Plan) -> None:
         self.active = plan
+        self._note_held(plan)
         self.active_pub.publish(self._msg(plan, DispatchPlan.STATUS_ACTIVE))
         self.get_logger().info(f"plan {plan.plan_id} active from {plan.start.isoformat()} "
                                f"({len(plan.p_kw)} intervals, {plan.forecast_method})")

@@ -164,6 +164,36 @@ def test_the_demand_floor_is_priced_as_the_month_being_planned():
     assert june == pytest.approx(1100.0, abs=0.01)
 
 
+def test_a_peak_just_above_the_threshold_the_plans_held_is_planned_as_that_threshold(tmp_path):
+    # the dispatcher holds the billed 15-minute mean; a load that moves in an interval's last minute lands it
+    # a little above the threshold. With peak_noise_pct that overshoot is not planned as a new peak
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    noisy = Site(tmp_path / "on", demand_floor_days=0, peak_noise_pct=1.0)
+    plain = Site(tmp_path / "off", demand_floor_days=0)
+    for site in (noisy, plain):
+        site.run_until(MONDAY + timedelta(minutes=5))
+    planner, plan = noisy.planner, noisy.planner.active
+    held = float(np.max(plan.threshold_kw))
+    held_on_peak = float(np.max(plan.threshold_kw[plan.on_peak]))
+    assert planner.month_held == {"2025-07": pytest.approx(held)}  # noted when the plan became active
+    assert planner.month_held_on_peak == {"2025-07": pytest.approx(held_on_peak)}
+    for site in (noisy, plain):
+        site.planner.month_peak["2025-07"] = held * 1.004  # 0.4 % over: the 15-minute mean's overshoot
+        site.planner.month_on_peak["2025-07"] = held_on_peak * 1.009
+    peaks, on_peaks = planner._prior_peaks()
+    assert (peaks["2025-07"], on_peaks["2025-07"]) == (pytest.approx(held), pytest.approx(held_on_peak))
+    assert plain.planner._prior_peaks()[0]["2025-07"] == pytest.approx(held * 1.004)  # off: planned as measured
+    # a peak further above what was held is a peak: planned as measured
+    planner.month_peak["2025-07"] = held * 1.011
+    planner.month_on_peak["2025-07"] = held_on_peak * 1.02
+    peaks, on_peaks = planner._prior_peaks()
+    assert (peaks["2025-07"], on_peaks["2025-07"]) == (pytest.approx(held * 1.011), pytest.approx(held_on_peak * 1.02))
+    # and one below it is left alone
+    planner.month_peak["2025-07"] = held * 0.9
+    assert planner._prior_peaks()[0]["2025-07"] == pytest.approx(held * 0.9)
+
+
 def test_manual_policy_waits_for_a_user_with_the_right_role(tmp_path):
     site = Site(tmp_path, approval="manual")
     engine = make_engine(site.url)

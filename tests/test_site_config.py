@@ -25,6 +25,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
     assert (params["planner"]["threshold_margin_pct"], params["planner"]["demand_floor_days"]) == (0.0, 14)
     assert params["planner"]["on_peak_margin_pct"] == 2.0
     assert params["planner"]["demand_floor_window_days"] == 1
+    assert params["planner"]["peak_noise_pct"] == 0.0
 
 
 def test_a_report_format_the_reporter_cannot_write_is_refused(tmp_path):
@@ -66,6 +67,8 @@ def test_the_planners_threshold_margin_comes_from_the_config(tmp_path):
      "ems.planning.on_peak_margin_pct: Input should be greater than or equal to 0"),
     ("ems:\n  planning:\n    demand_floor_window_days: 9\n",
      "ems.planning.demand_floor_window_days: Input should be less than or equal to 7"),
+    ("ems:\n  planning:\n    peak_noise_pct: 6\n",
+     "ems.planning.peak_noise_pct: Input should be less than or equal to 5"),
     ("ems:\n  dispatch:\n    export_margin_kw: 4\n",
      "ems.dispatch: Value error, export_margin_min_kw (5) is above export_margin_kw (4)"),
 ])
