@@ -128,6 +128,9 @@ class Planning(_Strict):
     # a month's measured peak at most this much above the highest threshold the followed plans held is planned
     # as that threshold: the billed 15-minute mean's small overshoot does not ratchet the month's peak up
     peak_noise_pct: float = Field(0.0, ge=0, le=5)
+    # once a day the planner plans this many days ahead (to the month's end at most) and every plan ends at that
+    # week plan's SOC, a kWh short costing what the week plan says it is worth; 0: plans end at terminal_soc_pct
+    week_plan_days: int = Field(0, ge=0, le=14)
     # every plan's LP also sees this many 15-minute intervals of the next day's forecast; 0: the day alone
     lookahead_intervals: int = Field(96, ge=0, le=96)
 
@@ -251,6 +254,7 @@ def device_node_parameters(config: SiteConfig) -> dict[str, dict]:
                          "demand_floor_days": pl.demand_floor_days,
                          "demand_floor_window_days": pl.demand_floor_window_days,
                          "peak_noise_pct": pl.peak_noise_pct,
+                         "week_plan_days": pl.week_plan_days,
                          "lookahead_intervals": pl.lookahead_intervals,
                          "bess_kw": s.pcs_rated_kw,
                          "soc_min_pct": s.soc_min_pct, "soc_reserve_pct": s.soc_reserve_pct,

@@ -25,8 +25,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from energizeos import runtime
 from energizeos.nodes.conditions import ConditionReporter
 from energizeos.nodes.events import EventReporter
-from energizeos.planning import approval
-from energizeos.planning.day_ahead import Plan, PlannerSettings, local_day, plan_day, plan_partial, replan
+from energizeos.planning import approval, day_ahead
+from energizeos.planning.day_ahead import Plan, PlannerSettings, TerminalGuide, local_day, plan_day, plan_partial
 from energizeos.planning.lp import HOLD_VALUE_PER_KWH, Battery
 from energizeos.planning.tracker import INTERVAL_S, LoadTracker, interval_start
 from energizeos.records.db import error_line, init_db, make_engine
@@ -93,6 +93,11 @@ class Planner(Node):
             "a month's measured peak at most this much above the highest threshold the followed plans held is "
             "planned as that threshold: the 15-minute mean's overshoot is noise, not a new peak (0: off)",
             min_value=0.0, max_value=5.0)).value
+        self.week_plan_days = p("week_plan_days", 0, ParameterDescriptor(
+            "once a day, plan this many days ahead (to the month's end at most); every plan then ends at the week "
+            "plan's SOC, a kWh short costing what the week plan says it is worth (0: off; each plan ends at "
+            "terminal_soc_pct)", min_value=0, max_value=14)).value
+        self._week: tuple[date, TerminalGuide | None] | None = None  # (the local day it was made on, the guide)
         self._floor: tuple[date, dict] | None = None  # (the local day it was found for, the floor)
         self._floor_days: dict = {}  # (day, its load) -> the peak its day plan sets: each day is solved once
         self._ahead: dict[tuple[date, date], np.ndarray | None] = {}  # (found on, for day) -> forecast
@@ -234,11 +239,15 @@ class Planner(Node):
         values, method, notes = made
         # tomorrow starts where today's plan ends (its terminal target), not where the battery is now;
         # the morning re-plan corrects it from the measured SOC
-        soc = self.settings.terminal_soc_pct
+        guide = self._week_guide()
+        start, _n = local_day(day, self.tz)
+        guided = guide.at(start) if guide is not None else None
+        soc = guided[0] if guided is not None else self.settings.terminal_soc_pct
         if soc is None:
             soc = self.soc_pct if self.soc_pct is not None else 50.0
         plan = plan_day(self.tariff, self.settings, day, values, soc, *self._prior_peaks(), plan_id=self._new_id(),
-                        method=method, notes=notes, lookahead_kw=self._lookahead(day + timedelta(days=1)))
+                        method=method, notes=notes, lookahead_kw=self._lookahead(day + timedelta(days=1)),
+                        guide=guide)
         self.next = plan
         self._propose(plan)
 
@@ -255,7 +264,7 @@ class Planner(Node):
         rest_start = start + timedelta(seconds=k * INTERVAL_S)
         plan = plan_partial(self.tariff, self.settings, self._new_id(), rest_start, values[k:], self.soc_pct,
                             *self._prior_peaks(), self.pcs_kw, method, [*notes, "plan for the rest of today"],
-                            self._lookahead(today + timedelta(days=1)))
+                            self._lookahead(today + timedelta(days=1)), self._week_guide())
         self._propose(plan)
         if plan.plan_id in self.approved:
             self._activate(plan)
@@ -269,13 +278,41 @@ class Planner(Node):
             return
         observed = self.tracker.recent_loads(interval_start(k))
         day_after = self.active.end.astimezone(ZoneInfo(self.tz)).date()
-        plan = replan(self.tariff, self.settings, self.active, interval_start(k), self.soc_pct, observed,
-                      *self._prior_peaks(), self.pcs_kw, self._new_id(), self._lookahead(day_after))
+        plan = day_ahead.replan(self.tariff, self.settings, self.active, interval_start(k), self.soc_pct, observed,
+                      *self._prior_peaks(), self.pcs_kw, self._new_id(), self._lookahead(day_after),
+                      self._week_guide())
         if plan is None:
             return
         self._propose(plan, continuation_of=self.active.plan_id)
         if plan.plan_id in self.approved:
             self._activate(plan)
+
+    def _week_guide(self) -> TerminalGuide | None:
+        """The week plan, made once a day from the next interval on with the measured SOC (None: off, or no
+        forecast or SOC to make it from; plans then end at the terminal target)."""
+        if self.week_plan_days <= 0:
+            return None
+        now = self.now()
+        today = now.astimezone(ZoneInfo(self.tz)).date()
+        if self._week is not None and self._week[0] == today:
+            return self._week[1]
+        guide = None
+        made = self._forecast(today)
+        if made is not None and self.soc_pct is not None:
+            start, _n = local_day(today, self.tz)
+            k = int((now - start).total_seconds() // INTERVAL_S) + 1  # from the next whole interval
+            days = [made[0][k:]]
+            for ahead in range(1, self.week_plan_days + 1):
+                later = self._forecast(today + timedelta(days=ahead))
+                if later is None:
+                    break
+                days.append(later[0])
+            guide = day_ahead.plan_week(self.tariff, self.settings, start + timedelta(seconds=k * INTERVAL_S),
+                              np.concatenate(days), self.soc_pct, *self._prior_peaks(), plan_id=self._new_id())
+            if guide is None:
+                self.get_logger().warning(f"no week plan on {today}: plans end at the terminal target")
+        self._week = (today, guide)
+        return guide
 
     # --- peaks so far -----------------------------------------------------------------------------
     def _update_peaks(self, now: datetime) -> None:

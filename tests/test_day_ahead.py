@@ -238,3 +238,36 @@ def test_the_dispatcher_holds_the_peaks_the_plan_sets_on_its_own_day_not_the_loo
     assert own < shared - 100.0
     assert plan.threshold_kw[~plan.on_peak] == pytest.approx(own)
     assert plan.threshold_kw[plan.on_peak] == pytest.approx(float(np.max(plan.grid_kw[plan.on_peak])))
+
+
+def test_a_week_plan_sets_where_each_day_plan_ends_and_what_a_kwh_short_costs():
+    from energizeos.planning.day_ahead import TerminalGuide, plan_week, refill_cost, tariff_prices
+    from energizeos.planning.lp import Problem, solve
+
+    day = date(2025, 7, 16)
+    start, n = local_day(day, SETTINGS.tz)
+    end = start + timedelta(seconds=n * 900)
+    alone = plan_day(TARIFF, SETTINGS, day, warehouse_day(), 50.0)
+    assert alone.soc_pct[-1] < 20.0  # the day alone spends down: a kWh short is worth only the night's refill
+    # a guide that has the battery 80 % full at the day's end, each kWh short of it worth 10 $ (more than the
+    # demand charge for charging it): the day ends there
+    guide = TerminalGuide(start, 900, np.full(2 * n, 80.0), np.full(2 * n, 10.0), plan_id=7)
+    assert guide.at(end) == (80.0, 10.0) and guide.at(start) is None and guide.at(end + timedelta(days=2)) is None
+    kept = plan_day(TARIFF, SETTINGS, day, warehouse_day(), 50.0, guide=guide)
+    assert kept.soc_pct[-1] == pytest.approx(80.0, abs=0.01)
+    assert "ends at week plan 7's SOC there, 80.0 %, a kWh short costing $10.000" in kept.notes
+    # worth nothing there: the target does not hold the energy back
+    free = plan_day(TARIFF, SETTINGS, day, warehouse_day(), 50.0,
+                    guide=TerminalGuide(start, 900, np.full(n, 80.0), np.zeros(n)))
+    assert free.soc_pct[-1] < 20.0
+    # the week plan is the same LP over the days given, cut at the end of the billing month
+    load = np.concatenate([warehouse_day()] * 3)
+    week = plan_week(TARIFF, SETTINGS, start, load, 50.0, {"2025-07": 20.0}, {}, plan_id=8)
+    direct = solve(Problem(load_kw=load, prices=tariff_prices(TARIFF, start, 3 * n), battery=SETTINGS.battery,
+                           soc_start_pct=50.0, prior_peak_kw={"2025-07": 20.0}, terminal_soc_pct=50.0,
+                           terminal_value_per_kwh=refill_cost(TARIFF, end + timedelta(days=2), SETTINGS.battery)))
+    np.testing.assert_allclose(week.soc_pct, direct.soc_pct, atol=1e-6)
+    np.testing.assert_allclose(week.value_per_kwh, direct.soc_value_per_kwh, atol=1e-9)
+    last = local_day(date(2025, 7, 30), SETTINGS.tz)[0]
+    assert len(plan_week(TARIFF, SETTINGS, last, load, 50.0, {}, {}).soc_pct) == 2 * n  # July 30 and 31 only
+    assert plan_week(TARIFF, SETTINGS, start, np.full(n, np.nan), 50.0, {}, {}) is None

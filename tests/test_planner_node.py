@@ -192,6 +192,26 @@ def test_a_peak_just_above_the_threshold_the_plans_held_is_planned_as_that_thres
     # and one below it is left alone
     planner.month_peak["2025-07"] = held * 0.9
     assert planner._prior_peaks()[0]["2025-07"] == pytest.approx(held * 0.9)
+def test_a_week_plan_made_once_a_day_sets_where_every_plan_ends(tmp_path):
+    site = Site(tmp_path, week_plan_days=7)
+    site.run_until(MONDAY + timedelta(minutes=5))
+    planner = site.planner
+    made_on, guide = planner._week
+    assert made_on == MONDAY.date() and guide is not None
+    assert guide.start == (MONDAY + timedelta(minutes=15)).astimezone(UTC)  # from the next whole interval
+    assert len(guide.soc_pct) == 95 + 7 * 96  # the rest of Monday and the 7 days after it, all in July
+    note = f"ends at week plan {guide.plan_id}'s SOC there"
+    assert any(line.startswith(note) for line in planner.active.notes)
+    site.run_until(MONDAY + timedelta(hours=17, minutes=2))
+    tomorrow = planner.next
+    assert planner._week[1] is guide and any(line.startswith(note) for line in tomorrow.notes)  # once a day
+    assert tomorrow.soc_start_pct == pytest.approx(guide.at(tomorrow.start)[0])  # where the week plan has it
+    site.run_until(MONDAY + timedelta(days=1, minutes=5))
+    assert planner._week[0] == (MONDAY + timedelta(days=1)).date() and planner._week[1] is not guide
+    (tmp_path / "off").mkdir()
+    off = Site(tmp_path / "off", week_plan_days=0)
+    off.run_until(MONDAY + timedelta(minutes=5))
+    assert off.planner._week is None and not any("week plan" in line for line in off.planner.active.notes)
 
 
 def test_manual_policy_waits_for_a_user_with_the_right_role(tmp_path):

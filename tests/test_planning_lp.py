@@ -201,3 +201,19 @@ def test_the_gate_catches_a_plan_made_against_other_prices():
                         np.array([0.1, 0.3]), np.zeros(2, bool))
     assert result.failures == ["FAIL tariff: the plan was optimised against other prices or periods than the tariff "
                                "gives now"]
+
+
+def test_the_soc_rows_shadow_prices_are_what_a_stored_kwh_saves_later():
+    """Two cheap hours (0.10 $/kWh) then two dear ones (0.50), 50 kW of load, a 100 kW / 100 kWh battery at 95 %
+    each way that must end where it began (50 %). It fills to its 95 % ceiling in the cheap hours and spends down
+    to 50 % in the dear ones, the grid still importing at the end. A kWh more stored in a cheap hour is one the
+    charger need not buy: 0.10 / 0.95 = 0.1053 $. In a dear hour it is discharged: 0.95 kWh less bought at 0.50,
+    0.475 $."""
+    rate = np.array([0.1] * 8 + [0.5] * 8)
+    battery = Battery(power_kw=100, energy_kwh=100, ramp_kw_per_interval=1000, degradation_per_kwh=0.0)
+    r = solve(Problem(np.full(16, 50.0), prices(16, demand=0.0, rate=rate), battery, 50.0,
+                      terminal_soc_pct=50.0, terminal_value_per_kwh=0.5, hold_value_per_kwh=0.0))
+    assert r.ok and r.soc_pct[7] == pytest.approx(95.0) and r.soc_pct[-1] == pytest.approx(50.0)
+    assert r.grid_kw[-1] == pytest.approx(50.0)  # the battery cannot cover the whole dear period
+    assert r.soc_value_per_kwh[:8] == pytest.approx(0.1 / 0.95, abs=1e-6)
+    assert r.soc_value_per_kwh[8:] == pytest.approx(0.5 * 0.95, abs=1e-6)

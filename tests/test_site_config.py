@@ -26,6 +26,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
     assert params["planner"]["on_peak_margin_pct"] == 2.0
     assert params["planner"]["demand_floor_window_days"] == 1
     assert params["planner"]["peak_noise_pct"] == 0.0
+    assert params["planner"]["week_plan_days"] == 0
 
 
 def test_a_report_format_the_reporter_cannot_write_is_refused(tmp_path):
@@ -69,6 +70,8 @@ def test_the_planners_threshold_margin_comes_from_the_config(tmp_path):
      "ems.planning.demand_floor_window_days: Input should be less than or equal to 7"),
     ("ems:\n  planning:\n    peak_noise_pct: 6\n",
      "ems.planning.peak_noise_pct: Input should be less than or equal to 5"),
+    ("ems:\n  planning:\n    week_plan_days: -1\n",
+     "ems.planning.week_plan_days: Input should be greater than or equal to 0"),
     ("ems:\n  dispatch:\n    export_margin_kw: 4\n",
      "ems.dispatch: Value error, export_margin_min_kw (5) is above export_margin_kw (4)"),
 ])

@@ -107,6 +107,9 @@ class Result:
     binding: list[str] = field(default_factory=list)  # why it is infeasible, one line per violated constraint
     notes: list[str] = field(default_factory=list)
     solve_s: float = 0.0
+    # what one more kWh stored at the end of each interval would save over the rest of the horizon ($/kWh):
+    # the SOC rows' shadow prices. A shorter plan that ends there prices a kWh short of this plan's SOC with it
+    soc_value_per_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class _Model:
@@ -130,6 +133,7 @@ class _Model:
         self.row_upper: list[np.ndarray] = []
         self.entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n_row = 0
+        self.position = np.zeros(0, dtype=np.int64)  # row id as added -> row in the model HiGHS gets
 
     def var(self, n: int, lower: float | np.ndarray, upper: float | np.ndarray, cost: float | np.ndarray) -> np.ndarray:
         for out, v in ((self.cost, cost), (self.lower, lower), (self.upper, upper)):
@@ -138,13 +142,13 @@ class _Model:
         return np.arange(self.n_col - n, self.n_col)
 
     def rows(self, intervals: np.ndarray, slot: int, lower: float | np.ndarray, upper: float | np.ndarray,
-             cols: list[np.ndarray | int], values: list[float | np.ndarray]) -> None:
+             cols: list[np.ndarray | int], values: list[float | np.ndarray]) -> np.ndarray:
         """One row per interval in ``intervals``: sum_k values[k] x column cols[k] within [lower, upper]
-        (each of cols / values is one per interval or one for all)."""
+        (each of cols / values is one per interval or one for all). Returns the rows' ids as added."""
         intervals = np.asarray(intervals, dtype=np.int64)
         r = len(intervals)
         if r == 0:
-            return
+            return np.zeros(0, dtype=np.int64)
         rows = self.n_row + np.arange(r)
         self.n_row += r
         self.keys.append(intervals * self.SLOTS + slot)
@@ -154,12 +158,14 @@ class _Model:
         col = np.column_stack([np.broadcast_to(np.asarray(c, dtype=np.int64), (r,)) for c in cols])
         val = np.column_stack([np.broadcast_to(np.asarray(v, dtype=float), (r,)) for v in values])
         self.entries.append((np.repeat(rows, k), col.ravel(), val.ravel()))
+        return rows
 
     def lp(self) -> highspy.HighsLp:
         """The model as HiGHS takes it, rows interval by interval."""
         order = np.argsort(np.concatenate(self.keys), kind="stable")  # row ids in the interval-by-interval layout
         position = np.empty_like(order)
         position[order] = np.arange(len(order))
+        self.position = position
         row, col, val = (np.concatenate(part) for part in zip(*self.entries, strict=True))
         entry_order = np.argsort(position[row], kind="stable")  # entries keep their order within a row
         counts = np.bincount(position[row], minlength=self.n_row)
@@ -175,13 +181,17 @@ class _Model:
         lp.a_matrix_.value_ = val[entry_order]
         return lp
 
-    def solve(self) -> tuple[str, np.ndarray, float]:
+    def solve(self) -> tuple[str, np.ndarray, np.ndarray, float]:
+        """(status, column values, row duals by row id as added, objective)."""
         h = _quiet_highs()
         h.passModel(self.lp())
         h.run()
         status = h.modelStatusToString(h.getModelStatus())
-        x = np.array(h.getSolution().col_value) if status == "Optimal" else np.zeros(self.n_col)
-        return status, x, h.getInfo().objective_function_value
+        if status != "Optimal":
+            return status, np.zeros(self.n_col), np.zeros(self.n_row), h.getInfo().objective_function_value
+        solution = h.getSolution()
+        duals = np.array(solution.row_dual)[self.position]
+        return status, np.array(solution.col_value), duals, h.getInfo().objective_function_value
 
 
 def _quiet_highs() -> highspy.Highs:
@@ -266,8 +276,9 @@ def solve(problem: Problem) -> Result:
     m.rows(every, 0, load, load, [g, x, c, d], [1.0, -1.0, -1.0, 1.0])  # g - x - c + d = load
     m.rows(every, 1, -INF, p.export_limit_kw, [x, x_slack], [1.0, -1.0])
     # s_i - s_{i-1} - dt eta_c c_i + dt/eta_d d_i = 0 (= soc0 for the first interval)
-    m.rows([0], 2, soc0, soc0, [s[0], c[0], d[0]], [1.0, -dt * eta_c, dt / eta_d])
-    m.rows(later, 2, 0.0, 0.0, [s[1:], s[:-1], c[1:], d[1:]], [1.0, -1.0, -dt * eta_c, dt / eta_d])
+    soc_rows = np.concatenate([m.rows([0], 2, soc0, soc0, [s[0], c[0], d[0]], [1.0, -dt * eta_c, dt / eta_d]),
+                               m.rows(later, 2, 0.0, 0.0, [s[1:], s[:-1], c[1:], d[1:]],
+                                      [1.0, -1.0, -dt * eta_c, dt / eta_d])])
     m.rows(every, 3, floor, INF, [s, lo_slack], [1.0, 1.0])
     m.rows(every, 4, -INF, ceiling, [s, hi_slack], [1.0, -1.0])
     m.rows(every, 5, 0.0, INF, [peak_of, g], [1.0, -1.0])
@@ -289,7 +300,7 @@ def solve(problem: Problem) -> Result:
                [1.0, -1.0, -1.0])
     m.rows([n], 0, target, INF, [s[n - 1], short], [1.0, 1.0])  # after the last interval's rows
 
-    status, sol, objective = m.solve()
+    status, sol, duals, objective = m.solve()
     if status != "Optimal":
         return Result(False, status, np.zeros(n), np.full(n, math.nan), np.array(p.load_kw, dtype=float), math.inf,
                       {}, {}, [f"solver status {status}"], notes, time.perf_counter() - started)
@@ -304,7 +315,9 @@ def solve(problem: Problem) -> Result:
                   cost=float(objective) + p.hold_value_per_kwh * float(np.sum(sol[s])),
                   peak_kw={mo: float(sol[v]) for mo, v in peak.items()},
                   on_peak_kw={mo: float(sol[v]) for mo, v in on_peak.items()}, binding=binding, notes=notes,
-                  solve_s=time.perf_counter() - started)
+                  solve_s=time.perf_counter() - started,
+                  # a kWh added to interval i's SOC row is a kWh more stored at its end: it saves -dual
+                  soc_value_per_kwh=-duals[soc_rows])
 
 
 def _violations(p: Problem, sol: np.ndarray, x_slack, lo_slack, hi_slack, ramp_slack, floor: float,
