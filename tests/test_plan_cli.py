@@ -53,12 +53,14 @@ def records(tmp_path):
     return url
 
 
-def plan(tmp_path, url: str, floor_days: int, margin_pct: float = 0.0, window_days: int = 1) -> dict:
+def plan(tmp_path, url: str, floor_days: int, margin_pct: float = 0.0, window_days: int = 1,
+         week_days: int = 0) -> dict:
     config = yaml.safe_load(SITE_CONFIG.read_text())
     config["ems"]["planning"]["demand_floor_days"] = floor_days
     config["ems"]["planning"]["threshold_margin_pct"] = margin_pct
     config["ems"]["planning"]["demand_floor_window_days"] = window_days
-    path = tmp_path / f"site_{floor_days}_{margin_pct}_{window_days}.yaml"
+    config["ems"]["planning"]["week_plan_days"] = week_days
+    path = tmp_path / f"site_{floor_days}_{margin_pct}_{window_days}_{week_days}.yaml"
     path.write_text(yaml.safe_dump(config))
     run = CliRunner().invoke(app, ["plan", "--date", DAY.isoformat(), "--soc", "90", "--site-config", str(path),
                                    "--db", url, "--json"])
@@ -140,3 +142,22 @@ def test_the_cli_plans_with_the_settings_the_planner_node_gets_from_the_same_sit
     node = Planner(executor=SimExecutor(datetime(2025, 7, 1, tzinfo=UTC)), parameter_overrides=params)
     assert planner_settings(cfg) == node.settings
     assert node.settings.terminal_soc_pct == 60.0 and node.settings.battery.energy_kwh == 800.0
+
+
+def test_the_site_config_s_week_plan_sets_where_the_day_ends(tmp_path, records):
+    from energizeos.planning.day_ahead import local_day, plan_week
+    from energizeos.planning.forecast import forecast_day
+    from energizeos.planning.history import site_load_history
+    from energizeos.tariffs import load_tariff
+
+    plain, guided = plan(tmp_path, records, 0), plan(tmp_path, records, 0, week_days=3)
+    assert not any("week plan" in note for note in plain["notes"])
+    # the same week plan, made here from the same records: the day and the three after it, from --soc 90
+    start, _n = local_day(DAY, "America/Los_Angeles")
+    history = site_load_history(make_engine(records), start - timedelta(days=42), start)
+    week = np.concatenate([forecast_day(history, DAY + timedelta(days=k)).values for k in range(4)])
+    battery = Battery(power_kw=500.0, energy_kwh=1000.0, soc_min_pct=10.0, soc_reserve_pct=5.0, soc_max_pct=95.0)
+    settings = PlannerSettings(battery=battery, lookahead_intervals=96)
+    guide = plan_week(load_tariff("sdge-al-tou"), settings, start, week, 90.0, {}, {})
+    soc, value = guide.at(start + timedelta(days=2))  # where the day's LP ends: the end of its look-ahead
+    assert f"ends at week plan 0's SOC there, {soc:.1f} %, a kWh short costing ${value:.3f}" in guided["notes"]

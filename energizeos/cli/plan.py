@@ -44,7 +44,9 @@ def plan(
     Nothing is approved or sent: approval happens in the planner node (policy or a user)."""
     from zoneinfo import ZoneInfo
 
-    from energizeos.planning.day_ahead import local_day, plan_day
+    import numpy as np
+
+    from energizeos.planning.day_ahead import local_day, plan_day, plan_week
     from energizeos.planning.demand_floor import demand_floor, describe, history_tail
     from energizeos.planning.forecast import ForecastError, forecast_day
     from energizeos.planning.history import site_load_history
@@ -88,8 +90,19 @@ def plan(
     if floor:
         prior_peak = {tariff.interval_prices(start, 1, 900).month_key[0]: floor["kw"]}
         notes.append(describe(floor))
+    guide = None  # the week plan from the day's start and --soc, as the planner node makes one a day
+    if cfg.ems.planning.week_plan_days:
+        try:
+            week = [fc.values, *(forecast_day(history, target + timedelta(days=k), tz=tz).values
+                                 for k in range(1, cfg.ems.planning.week_plan_days + 1))]
+        except ForecastError as exc:
+            notes.append(f"no week plan: {exc}")
+        else:
+            guide = plan_week(tariff, settings, start, np.concatenate(week), soc, prior_peak, {})
+            if guide is None:
+                notes.append("no week plan: its LP could not be solved")
     result = plan_day(tariff, settings, target, fc.values, soc, prior_peak=prior_peak, plan_id=0, method=fc.method,
-                      notes=notes, lookahead_kw=ahead)
+                      notes=notes, lookahead_kw=ahead, guide=guide)
     if as_json:
         print(json.dumps({"date": target.isoformat(), "gate_passed": result.gate.passed,
                           "gate_findings": result.gate.findings, **result.body()}))
