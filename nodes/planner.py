@@ -11,6 +11,8 @@ rest of the day is re-planned from the measured SOC and the month's peaks so far
 approved as a continuation of the approved plan. Every plan's LP also sees the next day's forecast
 (``lookahead_intervals``, not past the end of the billing month) and the plan keeps its own day: a day
 planned alone spent energy the next day needed and could not buy back under the month's peak.
+Optionally (``week_plan_days``) a once-a-day week plan sets where every plan ends and what a kWh short
+costs, and (``peak_noise_pct``) a month's peak just above what the plans held is planned as that threshold.
 Plans and approvals are stored and on the audit chain.
 """
 
