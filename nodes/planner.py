@@ -239,8 +239,8 @@ class Planner(Node):
         if made is None:
             return
         values, method, notes = made
-        # tomorrow starts where today's plan ends (its terminal target), not where the battery is now;
-        # the morning re-plan corrects it from the measured SOC
+        # tomorrow starts where today's plan ends (the week plan's SOC at midnight, else the terminal target),
+        # not where the battery is now; the morning re-plan corrects it from the measured SOC
         guide = self._week_guide()
         start, _n = local_day(day, self.tz)
         guided = guide.at(start) if guide is not None else None
@@ -281,8 +281,8 @@ class Planner(Node):
         observed = self.tracker.recent_loads(interval_start(k))
         day_after = self.active.end.astimezone(ZoneInfo(self.tz)).date()
         plan = day_ahead.replan(self.tariff, self.settings, self.active, interval_start(k), self.soc_pct, observed,
-                      *self._prior_peaks(), self.pcs_kw, self._new_id(), self._lookahead(day_after),
-                      self._week_guide())
+                                *self._prior_peaks(), self.pcs_kw, self._new_id(), self._lookahead(day_after),
+                                self._week_guide())
         if plan is None:
             return
         self._propose(plan, continuation_of=self.active.plan_id)
@@ -310,9 +310,14 @@ class Planner(Node):
                     break
                 days.append(later[0])
             guide = day_ahead.plan_week(self.tariff, self.settings, start + timedelta(seconds=k * INTERVAL_S),
-                              np.concatenate(days), self.soc_pct, *self._prior_peaks(), plan_id=self._new_id())
+                                        np.concatenate(days), self.soc_pct, *self._prior_peaks(),
+                                        plan_id=self._new_id())
             if guide is None:
                 self.get_logger().warning(f"no week plan on {today}: plans end at the terminal target")
+            else:  # the plans' notes name it by its id; what it says is logged here
+                self.get_logger().info(
+                    f"week plan {guide.plan_id}: {len(guide.soc_pct)} intervals from {guide.start.isoformat()}, SOC "
+                    f"{np.min(guide.soc_pct):.0f}-{np.max(guide.soc_pct):.0f} %, ending at {guide.soc_pct[-1]:.0f} %")
         self._week = (today, guide)
         return guide
 
