@@ -190,7 +190,8 @@ class _Model:
         if status != "Optimal":
             return status, np.zeros(self.n_col), np.zeros(self.n_row), h.getInfo().objective_function_value
         solution = h.getSolution()
-        duals = np.array(solution.row_dual)[self.position]
+        duals = np.array(solution.row_dual)  # empty when HiGHS has no dual values: the duals then read 0
+        duals = duals[self.position] if solution.dual_valid and duals.size == self.n_row else np.zeros(self.n_row)
         return status, np.array(solution.col_value), duals, h.getInfo().objective_function_value
 
 
