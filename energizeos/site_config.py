@@ -127,7 +127,7 @@ class Planning(_Strict):
     demand_floor_window_days: int = Field(1, ge=1, le=7)
     # a month's measured peak at most this much above the highest threshold the followed plans held is planned
     # as that threshold: the billed 15-minute mean's small overshoot does not ratchet the month's peak up
-    peak_noise_pct: float = Field(0.0, ge=0, le=5)
+    peak_noise_pct: float = Field(1.0, ge=0, le=5)
     # once a day the planner plans this many days ahead (to the month's end at most) and every plan ends at that
     # week plan's SOC, a kWh short costing what the week plan says it is worth; 0: plans end at terminal_soc_pct
     week_plan_days: int = Field(0, ge=0, le=14)

@@ -11,8 +11,8 @@ rest of the day is re-planned from the measured SOC and the month's peaks so far
 approved as a continuation of the approved plan. Every plan's LP also sees the next day's forecast
 (``lookahead_intervals``, not past the end of the billing month) and the plan keeps its own day: a day
 planned alone spent energy the next day needed and could not buy back under the month's peak.
-Optionally (``week_plan_days``) a once-a-day week plan sets where every plan ends and what a kWh short
-costs, and (``peak_noise_pct``) a month's peak just above what the plans held is planned as that threshold.
+A month's peak just above the thresholds the plans held is planned as that threshold (``peak_noise_pct``),
+and optionally (``week_plan_days``) a once-a-day week plan sets where every plan ends and what a kWh short costs.
 Plans and approvals are stored and on the audit chain.
 """
 
@@ -91,7 +91,7 @@ class Planner(Node):
         self.demand_floor_window_days = p("demand_floor_window_days", 1, ParameterDescriptor(
             "the demand floor's plans span this many consecutive days, so a battery that carries energy from light "
             "days to heavy ones is credited with it", min_value=1, max_value=7)).value
-        self.peak_noise_pct = p("peak_noise_pct", 0.0, ParameterDescriptor(
+        self.peak_noise_pct = p("peak_noise_pct", 1.0, ParameterDescriptor(
             "a month's measured peak at most this much above the highest threshold the followed plans held is "
             "planned as that threshold: the 15-minute mean's overshoot is noise, not a new peak (0: off)",
             min_value=0.0, max_value=5.0)).value

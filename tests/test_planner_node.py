@@ -170,7 +170,7 @@ def test_a_peak_just_above_the_threshold_the_plans_held_is_planned_as_that_thres
     (tmp_path / "on").mkdir()
     (tmp_path / "off").mkdir()
     noisy = Site(tmp_path / "on", demand_floor_days=0, peak_noise_pct=1.0)
-    plain = Site(tmp_path / "off", demand_floor_days=0)
+    plain = Site(tmp_path / "off", demand_floor_days=0, peak_noise_pct=0.0)
     for site in (noisy, plain):
         site.run_until(MONDAY + timedelta(minutes=5))
     planner, plan = noisy.planner, noisy.planner.active
