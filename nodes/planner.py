@@ -367,14 +367,14 @@ class Planner(Node):
         return out
 
     def _note_held(self, plan: Plan) -> None:
-        """The thresholds ``plan`` makes the dispatcher hold, folded into the month's highest."""
-        prices = self.tariff.interval_prices(plan.start, len(plan.threshold_kw), plan.interval_s)
-        for month, on_peak, kw in zip(prices.month_key, prices.on_peak_demand, plan.threshold_kw, strict=True):
-            if not np.isfinite(kw):
-                continue
-            self.month_held[month] = max(self.month_held.get(month, 0.0), float(kw))
-            if on_peak:
-                self.month_held_on_peak[month] = max(self.month_held_on_peak.get(month, 0.0), float(kw))
+        """The thresholds ``plan`` makes the dispatcher hold, folded into its month's highest (a plan covers
+        at most one local day, so one billing month)."""
+        month = self.tariff.interval_prices(plan.start, 1, plan.interval_s).month_key[0]
+        held = np.where(np.isfinite(plan.threshold_kw), plan.threshold_kw, 0.0)
+        self.month_held[month] = max(self.month_held.get(month, 0.0), float(np.max(held, initial=0.0)))
+        if np.any(plan.on_peak):
+            on_peak = float(np.max(held[plan.on_peak]))
+            self.month_held_on_peak[month] = max(self.month_held_on_peak.get(month, 0.0), on_peak)
 
     def _demand_floor(self) -> dict:
         """The floor from the ``demand_floor_days`` whole days before today, found once a day (one new LP:
