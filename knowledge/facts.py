@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from energizeos.knowledge.catalogue import PRIORITY_NAMES, Catalogue
 from energizeos.knowledge.corpus import CODE_RE
 from energizeos.records.models import AlarmEvent, Approval, DecisionRecord, Event, PlanRecord
-from energizeos_msgs.msg import Alarm, ArbiterDecision
+from energizeos_msgs.msg import Alarm, ArbiterDecision, DispatchPlan
 
 WINDOW_BEFORE_S = 600  # "why at 14:02": what fired in the ten minutes before
 WINDOW_AFTER_S = 60  # a time asked to the minute covers that whole minute
@@ -237,7 +237,12 @@ class FactFinder:
                     f"{'; '.join(json.loads(d.reason_texts_json))}")))
         if "plan" in q.ids:
             plan = session.get(PlanRecord, q.ids["plan"])
-            if plan is not None:
+            if plan is not None and plan.status == DispatchPlan.STATUS_WEEK_PLAN:
+                facts.why.append(Evidence(f"plan {plan.plan_id}", (
+                    f"plan {plan.plan_id} is a week plan from {self.local(plan.start, '%Y-%m-%d %H:%M')}: it sets "
+                    "where the day plans end and what a kWh short costs; it is never followed, so it is neither "
+                    "gated nor approved (the day plans it guides are, and their notes name it)")))
+            elif plan is not None:
                 decisions = session.exec(select(Approval).where(Approval.subject == f"plan:{plan.plan_id}")
                                          .order_by(col(Approval.time))).all()
                 said = "; ".join(f"{'approved' if a.approved else 'rejected'} by {a.user} at {self.local(a.time)}"

@@ -312,13 +312,27 @@ class Planner(Node):
             guide = day_ahead.plan_week(self.tariff, self.settings, start + timedelta(seconds=k * INTERVAL_S),
                                         np.concatenate(days), self.soc_pct, *self._prior_peaks(),
                                         plan_id=self._new_id())
+            if guide is not None:
+                guide = self._store_week_plan(guide)
             if guide is None:
                 self.get_logger().warning(f"no week plan on {today}: plans end at the terminal target")
-            else:  # the plans' notes name it by its id; what it says is logged here
+            else:  # the plans' notes name it by its id; the records hold what it says
                 self.get_logger().info(
                     f"week plan {guide.plan_id}: {len(guide.soc_pct)} intervals from {guide.start.isoformat()}, SOC "
                     f"{np.min(guide.soc_pct):.0f}-{np.max(guide.soc_pct):.0f} %, ending at {guide.soc_pct[-1]:.0f} %")
         self._week = (today, guide)
+        return guide
+
+    def _store_week_plan(self, guide: TerminalGuide) -> TerminalGuide | None:
+        """The week plan in the records and on the audit chain; None if it cannot be stored: a plan's note
+        naming a week plan the records do not hold would be evidence nobody can check."""
+        try:
+            approval.save_week_plan(self._records(), guide.plan_id, self.settings.site, guide.start, guide.interval_s,
+                                    guide.body(), self.get_clock().now().nanoseconds)
+        except SQLAlchemyError as exc:
+            self._db_ready = False
+            self.get_logger().error(f"week plan {guide.plan_id} could not be stored ({error_line(exc)})")
+            return None
         return guide
 
     # --- peaks so far -----------------------------------------------------------------------------

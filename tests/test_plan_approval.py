@@ -65,3 +65,30 @@ def test_a_plan_that_cannot_be_stored_leaves_no_decision_behind(migrated_engine)
     plans, approvals, chain = stored(migrated_engine)
     assert len(plans) == len(approvals) == 1 and len(chain) == 2
     assert json.loads(plans[0].body_json) == BODY
+
+
+def test_a_week_plan_is_stored_and_chained_but_never_decided_and_the_assistant_says_what_it_is(migrated_engine):
+    from zoneinfo import ZoneInfo
+
+    from energizeos.knowledge.catalogue import load_catalogue
+    from energizeos.knowledge.facts import FactFinder, parse
+    from energizeos_msgs.msg import DispatchPlan
+
+    approval.save_week_plan(migrated_engine, 11, "site-a", START, 900, BODY, NOW_NS)
+    plans, approvals, chain = stored(migrated_engine)
+    assert approval.STATUS_WEEK_PLAN == DispatchPlan.STATUS_WEEK_PLAN == 5
+    assert [(p.plan_id, p.status, p.gate_findings_json) for p in plans] == [(11, approval.STATUS_WEEK_PLAN, "[]")]
+    assert approvals == [] and [(e.kind, e.subject) for e in chain] == [("plan", "plan:11")]
+    assert json.loads(chain[0].payload_json) == {"sha256": approval.plan_body_hash(BODY), "start": START.isoformat(),
+                                                "week_plan": True}
+    with pytest.raises(ValueError, match="plan 11 is a week plan: it is never followed, so there is nothing to decide"):
+        approval.record_decision(migrated_engine, 11, True, "ops", "operator", "")
+    assert stored(migrated_engine)[1] == []  # nothing was decided
+
+    catalogue, tz = load_catalogue(), "America/Los_Angeles"
+    now = datetime(2025, 7, 2, tzinfo=UTC)
+    question = parse("explain plan 11", catalogue, now, ZoneInfo(tz))
+    facts = FactFinder(migrated_engine, catalogue, tz).gather(question, now)
+    [evidence] = facts.evidence
+    assert evidence.cite == "plan 11" and evidence.text.startswith("plan 11 is a week plan from 2025-07-01 00:00")
+    assert "never followed, so it is neither gated nor approved" in evidence.text and "not decided" not in evidence.text

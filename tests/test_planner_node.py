@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from energizeos.nodes.planner import Planner
+from energizeos.planning import approval
 from energizeos.planning.history import LoadHistory
 from energizeos.planning.tracker import INTERVAL_S
 from energizeos.records import audit
@@ -206,6 +207,22 @@ def test_a_week_plan_made_once_a_day_sets_where_every_plan_ends(tmp_path):
     tomorrow = planner.next
     assert planner._week[1] is guide and any(line.startswith(note) for line in tomorrow.notes)  # once a day
     assert tomorrow.soc_start_pct == pytest.approx(guide.at(tomorrow.start)[0])  # where the week plan has it
+    engine = make_engine(site.url)
+    with Session(engine) as session:  # the week plan the notes name is in the records and on the audit chain
+        stored = session.get(PlanRecord, guide.plan_id)
+        assert stored.status == DispatchPlan.STATUS_WEEK_PLAN and stored.start.replace(tzinfo=UTC) == guide.start
+        body = json.loads(stored.body_json)
+        assert body["soc_pct"] == [round(float(v), 3) for v in guide.soc_pct]
+        assert body["soc_value_per_kwh"] == [round(float(v), 3) for v in guide.value_per_kwh]
+        assert len(body["p_kw"]) == len(body["load_forecast_kw"]) == len(guide.soc_pct)
+        subject = f"plan:{guide.plan_id}"
+        entries = [e for e in session.execute(select(audit.AuditEntry)).scalars() if e.subject == subject]
+        assert [json.loads(e.payload_json) for e in entries] == [
+            {"sha256": approval.plan_body_hash(body), "start": guide.start.isoformat(), "week_plan": True}]
+        assert not session.execute(select(Approval).where(Approval.subject == subject)).first()
+        assert audit.verify(session).ok
+    with pytest.raises(ValueError, match="is a week plan: it is never followed"):
+        approval.record_decision(engine, guide.plan_id, True, "ops", "operator", "")
     site.run_until(MONDAY + timedelta(days=1, minutes=5))
     assert planner._week[0] == (MONDAY + timedelta(days=1)).date() and planner._week[1] is not guide
     (tmp_path / "off").mkdir()

@@ -19,7 +19,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from energizeos.access import accounts
-from energizeos.planning import approval
+from energizeos.planning import approval, day_ahead
 from energizeos.planning.day_ahead import PlannerSettings, local_day, plan_day
 from energizeos.records.audit import AuditEntry
 from energizeos.records.models import AlarmEvent, Approval, Event, PlanRecord, Telemetry
@@ -229,7 +229,7 @@ def ui_actions_on(engine: Engine, plan_id: int) -> list[dict]:
     return [{"actor": r.actor, **json.loads(r.payload_json)} for r in rows]
 
 
-TOMORROW_ID, TODAY_ID = 4_200_000_001, 4_200_000_002
+TOMORROW_ID, TODAY_ID, WEEK_ID = 4_200_000_001, 4_200_000_002, 4_200_000_003
 
 
 def test_plan_page_shows_tomorrows_proposal_with_its_gate_and_todays_plan_against_the_records(app_db):
@@ -296,3 +296,25 @@ def test_a_viewer_is_refused_by_the_server_even_when_the_button_was_enabled(app_
     assert decisions(app_db, TOMORROW_ID) == (DispatchPlan.STATUS_PROPOSED, [])
     assert at.button(key="plan_approve").disabled  # the page now shows the role as stored
     assert [a["result"] for a in ui_actions_on(app_db, TOMORROW_ID)] == ["refused", "refused"]
+
+
+def test_a_week_plan_is_listed_as_such_not_gated_and_has_nothing_to_decide(app_db):
+    today = datetime.now(ZONE).date()
+    start, n = local_day(today, CONFIG.timezone)
+    load = np.tile(400.0 + 200.0 * np.sin(np.arange(n) / n * 2 * np.pi), 3)
+    settings = PlannerSettings(site=CONFIG.site, tz=CONFIG.timezone)
+    guide = day_ahead.plan_week(load_tariff(CONFIG.ems.planning.tariff), settings, start, load, 50.0, {}, {},
+                                plan_id=WEEK_ID)
+    approval.save_week_plan(app_db, WEEK_ID, CONFIG.site, guide.start, guide.interval_s, guide.body())
+
+    at = log_in("operator", page=PLAN)
+    at.selectbox(key="plan_pick").set_value(WEEK_ID).run()
+    assert not at.exception, at.exception
+    shown = texts(at)
+    rows = table_with(at, "safety gate")
+    assert list(rows.loc[rows["plan"] == str(WEEK_ID), ["status", "safety gate"]].iloc[0]) == ["week plan", "not gated"]
+    assert f"Plan {WEEK_ID}: week plan" in shown and "A week plan is never followed, so it is not gated" in shown
+    assert "This plan is week plan: there is nothing to decide." in shown
+    assert [b.key for b in at.button] == ["logout"]  # no approve or reject button
+    soc = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Planned and measured state of charge")
+    assert soc["data"][0]["y"] == [50.0, *guide.body()["soc_pct"]]  # its SOC from the start it was made at

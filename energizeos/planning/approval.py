@@ -17,7 +17,7 @@ from energizeos.records import audit
 from energizeos.records.models import Approval, PlanRecord
 from energizeos.records.types import utc_from_ns
 
-STATUS_PROPOSED, STATUS_APPROVED, STATUS_REJECTED, STATUS_ACTIVE, STATUS_SUPERSEDED = range(5)
+STATUS_PROPOSED, STATUS_APPROVED, STATUS_REJECTED, STATUS_ACTIVE, STATUS_SUPERSEDED, STATUS_WEEK_PLAN = range(6)
 
 
 def plan_body_hash(body: dict) -> str:
@@ -53,6 +53,19 @@ def save_plan(engine: Engine, plan_id: int, site: str, start: datetime, interval
         session.commit()
 
 
+def save_week_plan(engine: Engine, plan_id: int, site: str, start: datetime, interval_s: int, body: dict,
+                   now_ns: int | None = None) -> None:
+    """Store a week plan and put its hash on the audit chain. It is never followed, so it is neither gated
+    nor approved; the day plans it guides are, and their notes name it by id."""
+    now_ns = now_ns if now_ns is not None else time.time_ns()
+    with Session(engine) as session:
+        session.add(PlanRecord(plan_id=plan_id, site=site, created_at=utc_from_ns(now_ns), start=start,
+                               interval_s=interval_s, status=STATUS_WEEK_PLAN, body_json=json.dumps(body)))
+        audit.append(session, "plan", "planner", f"plan:{plan_id}",
+                     {"sha256": plan_body_hash(body), "start": start.isoformat(), "week_plan": True}, now_ns)
+        session.commit()
+
+
 def record_decision(engine: Engine, plan_id: int, approved: bool, user: str, role: str, comment: str,
                     now_ns: int | None = None) -> Approval:
     """Store an approval or rejection of a stored plan and append it to the audit chain (with the plan's hash)."""
@@ -61,6 +74,8 @@ def record_decision(engine: Engine, plan_id: int, approved: bool, user: str, rol
         plan = session.get(PlanRecord, plan_id)
         if plan is None:
             raise ValueError(f"plan {plan_id} is not in the records")
+        if plan.status == STATUS_WEEK_PLAN:
+            raise ValueError(f"plan {plan_id} is a week plan: it is never followed, so there is nothing to decide")
         approval = _add_decision(session, plan, plan_body_hash(json.loads(plan.body_json)),
                                  Decision(approved, user, role, comment), now_ns)
         session.commit()

@@ -130,6 +130,9 @@ class TerminalGuide:
     soc_pct: np.ndarray  # at the end of each interval
     value_per_kwh: np.ndarray  # $ a kWh more stored at the end of each interval saves later
     plan_id: int = 0
+    p_kw: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the week plan's BESS power (for the record)
+    load_kw: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the forecast it was made on
+    soc_start_pct: float = float("nan")
 
     def at(self, end: datetime) -> tuple[float, float] | None:
         """(SOC %, $ per kWh) at ``end``, an interval boundary inside the guide; None outside it."""
@@ -137,6 +140,14 @@ class TerminalGuide:
         if k < 0 or k >= len(self.soc_pct):
             return None
         return float(self.soc_pct[k]), max(float(self.value_per_kwh[k]), 0.0)
+
+    def body(self) -> dict:
+        """The week plan as JSON-able data (what is stored and hashed): the day plans' notes name it by id,
+        so the records say what SOC and value each of them ended at."""
+        r = lambda a: [round(float(v), 3) for v in a]  # noqa: E731 - local shorthand
+        return {"kind": "week plan", "start": self.start.isoformat(), "interval_s": self.interval_s,
+                "p_kw": r(self.p_kw), "soc_pct": r(self.soc_pct), "soc_value_per_kwh": r(self.value_per_kwh),
+                "load_forecast_kw": r(self.load_kw), "soc_start_pct": round(self.soc_start_pct, 3)}
 
 
 def local_day(day: date, tz: str) -> tuple[datetime, int]:
@@ -341,4 +352,5 @@ def plan_week(tariff, settings: PlannerSettings, start: datetime, load_kw: np.nd
                            hold_value_per_kwh=settings.hold_value_per_kwh))
     if not result.ok:
         return None
-    return TerminalGuide(start, INTERVAL_S, result.soc_pct, result.soc_value_per_kwh, plan_id)
+    return TerminalGuide(start, INTERVAL_S, result.soc_pct, result.soc_value_per_kwh, plan_id, result.p_kw, load,
+                         soc_pct)

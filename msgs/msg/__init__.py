@@ -167,6 +167,7 @@ class DispatchPlan(Message):
     STATUS_REJECTED: ClassVar[int] = 2
     STATUS_ACTIVE: ClassVar[int] = 3
     STATUS_SUPERSEDED: ClassVar[int] = 4
+    STATUS_WEEK_PLAN: ClassVar[int] = 5
     header: Header = field(default_factory=Header)
     plan_id: int = 0
     site: str = ''

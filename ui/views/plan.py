@@ -28,7 +28,7 @@ from energizeos_msgs.msg import DispatchPlan
 BESS_KW, POI_KW, SOC_PCT = "/bess/pcs/status/p_kw", "/site/poi/meter/p_kw", "/bess/bms/status/soc_pct"
 STATUS = {DispatchPlan.STATUS_PROPOSED: "proposed", DispatchPlan.STATUS_APPROVED: "approved",
           DispatchPlan.STATUS_REJECTED: "rejected", DispatchPlan.STATUS_ACTIVE: "active",
-          DispatchPlan.STATUS_SUPERSEDED: "superseded"}
+          DispatchPlan.STATUS_SUPERSEDED: "superseded", DispatchPlan.STATUS_WEEK_PLAN: "week plan"}
 FOLLOWED = (DispatchPlan.STATUS_APPROVED, DispatchPlan.STATUS_ACTIVE, DispatchPlan.STATUS_SUPERSEDED)
 DECIDERS = ", ".join(sorted(PERMISSIONS["decide_plan"]))
 RESULT = "plan_result"  # the last decision's answer, shown after the rerun the click caused
@@ -63,6 +63,10 @@ class PlanView:
     @property
     def status(self) -> str:
         return STATUS.get(self.record.status, f"status {self.record.status}")
+
+    @property
+    def is_week_plan(self) -> bool:
+        return self.record.status == DispatchPlan.STATUS_WEEK_PLAN
 
     @property
     def gate_passed(self) -> bool:
@@ -154,7 +158,8 @@ def day_of(plan: PlanView, today: date) -> str:
 def plan_rows(plans: list[PlanView], active: PlanView | None, today: date) -> list[dict]:
     return [{"plan": str(p.plan_id), "day": day_of(p, today), "from (site time)": local(p.start, "%m-%d %H:%M"),
              "to": local(p.end, "%m-%d %H:%M"), "intervals": p.n, "status": p.status,
-             "safety gate": "pass" if p.gate_passed else "FAIL", "in force now": p is active,
+             "safety gate": "not gated" if p.is_week_plan else "pass" if p.gate_passed else "FAIL",
+             "in force now": p is active,
              "decided by": ", ".join(f"{a.user} ({'approved' if a.approved else 'rejected'})" for a in p.approvals)}
             for p in plans]
 
@@ -247,9 +252,10 @@ def pick(plans: list[PlanView], active: PlanView | None, today: date) -> PlanVie
 def details(plan: PlanView, now: datetime) -> None:
     b = plan.body
     st.subheader(f"Plan {plan.plan_id}: {plan.status}")
+    solved = "" if plan.is_week_plan else (f" · forecast: {b.get('forecast_method', '?')} · LP "
+                                           f"{b.get('lp_status', '?')}, cost \\${_number(b, 'lp_cost'):,.2f}")
     st.caption(f"{plan.record.site} · {local(plan.start)} to {local(plan.end)} · {plan.n} intervals of "
-               f"{plan.record.interval_s // 60} min · forecast: {b.get('forecast_method', '?')} · LP "
-               f"{b.get('lp_status', '?')}, cost \\${_number(b, 'lp_cost'):,.2f} · start SOC "
+               f"{plan.record.interval_s // 60} min{solved} · start SOC "
                f"{_number(b, 'soc_start_pct'):.1f} % · made {local(plan.record.created_at)}"
                + (f" · re-plan of {b['parent_plan_id']}" if b.get("parent_plan_id") else ""))
     for note in _lines(b.get("notes")):
@@ -267,6 +273,10 @@ def details(plan: PlanView, now: datetime) -> None:
 
 def gate_table(plan: PlanView) -> None:
     st.subheader("Safety gate")
+    if plan.is_week_plan:
+        st.info("A week plan is never followed, so it is not gated: it sets where the day plans end and what a "
+                "kWh short costs. The day plans it guides are gated, and their notes name it.")
+        return
     failed = [f for f in plan.findings if f.startswith("FAIL")]
     if not plan.findings:
         st.error("No gate findings are recorded for this plan: it cannot be approved.")
