@@ -130,7 +130,7 @@ class Planning(_Strict):
     peak_noise_pct: float = Field(1.0, ge=0, le=5)
     # once a day the planner plans this many days ahead (to the month's end at most) and every plan ends at that
     # week plan's SOC, a kWh short costing what the week plan says it is worth; 0: plans end at terminal_soc_pct
-    week_plan_days: int = Field(0, ge=0, le=14)
+    week_plan_days: int = Field(7, ge=0, le=14)
     # every plan's LP also sees this many 15-minute intervals of the next day's forecast; 0: the day alone
     lookahead_intervals: int = Field(96, ge=0, le=96)
 

@@ -57,10 +57,10 @@ def record_incident_day(directory: Path) -> RecordedRun:
     # the 16th, and the 18:05 load drop then finds the battery idle, which is not the story the questions ask about.
     # The evaluation set's alarm ids, times and kW come from this day's records, made before the LP's tie-break
     # (hold_value_per_kwh), the on-peak margin (on_peak_margin_pct), the demand floor's week-long windows
-    # (demand_floor_window_days) and the measured peak's noise band (peak_noise_pct): all stay off here so the
-    # records, and the answers, stay those.
+    # (demand_floor_window_days), the measured peak's noise band (peak_noise_pct) and the week plan
+    # (week_plan_days): all stay off here so the records, and the answers, stay those.
     return record_run(directory, DAY, 1, STEP_S, ACTIONS, approval="manual", start_hour=START_HOUR, hours=HOURS,
                       initial_soc_pct=90.0, planner_overrides={"lookahead_intervals": 0, "hold_value_per_kwh": 0.0,
                                                                "on_peak_margin_pct": 0.0,
                                                                "demand_floor_window_days": 1,
-                                                               "peak_noise_pct": 0.0})
+                                                               "peak_noise_pct": 0.0, "week_plan_days": 0})

@@ -12,8 +12,8 @@ approved as a continuation of the approved plan. Every plan's LP also sees the n
 (``lookahead_intervals``, not past the end of the billing month) and the plan keeps its own day: a day
 planned alone spent energy the next day needed and could not buy back under the month's peak.
 A month's peak just above the thresholds the plans held is planned as that threshold (``peak_noise_pct``),
-and optionally (``week_plan_days``) a once-a-day week plan sets where every plan ends and what a kWh short costs.
-Plans and approvals are stored and on the audit chain.
+and a once-a-day week plan (``week_plan_days``, 7 by default) sets where every plan ends and what a kWh
+short costs. Plans, week plans and approvals are stored and on the audit chain.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class Planner(Node):
             "a month's measured peak at most this much above the highest threshold the followed plans held is "
             "planned as that threshold: the 15-minute mean's overshoot is noise, not a new peak (0: off)",
             min_value=0.0, max_value=5.0)).value
-        self.week_plan_days = p("week_plan_days", 0, ParameterDescriptor(
+        self.week_plan_days = p("week_plan_days", 7, ParameterDescriptor(
             "once a day, plan this many days ahead (to the month's end at most); every plan then ends at the week "
             "plan's SOC, a kWh short costing what the week plan says it is worth (0: off; each plan ends at "
             "terminal_soc_pct)", min_value=0, max_value=14)).value

@@ -26,7 +26,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
     assert params["planner"]["on_peak_margin_pct"] == 2.0
     assert params["planner"]["demand_floor_window_days"] == 1
     assert params["planner"]["peak_noise_pct"] == 1.0
-    assert params["planner"]["week_plan_days"] == 0
+    assert params["planner"]["week_plan_days"] == 7
 
 
 def test_a_report_format_the_reporter_cannot_write_is_refused(tmp_path):
