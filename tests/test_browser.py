@@ -111,9 +111,18 @@ def test_an_operator_session_in_a_real_browser(site, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     try:
         operator_session(site, page, tmp_path)
-    except Exception:
+    except Exception as exc:
         shot(page, "99-at-failure")  # what the browser showed when it went wrong
-        raise
+        # CI keeps only the log: the failure names what the page said (an error box, a login form ...)
+        raise AssertionError(f"{str(exc).splitlines()[0]}\nthe page showed: {page_text(page)}") from exc
+
+
+def page_text(page, limit: int = 800) -> str:
+    try:
+        text = page.locator('[data-testid="stMain"]').inner_text(timeout=5_000)
+    except PlaywrightTimeout:
+        return "(no main area)"
+    return " ".join(text.split())[:limit]
 
 
 def operator_session(site, page, tmp_path) -> None:

@@ -358,6 +358,25 @@ def test_a_period_without_records_says_so(engine, tmp_path):
     assert "No recorded data" in "".join(page.extract_text() for page in PdfReader(pdf).pages)
 
 
+def test_samples_late_in_their_second_read_back_exact_and_in_order(migrated_engine):
+    """A sample at 12.9996 s must not read as 13 s: that put it after the next one, and the Reports page
+    of the running site said "sample times must be sorted" (seen in a browser test run)."""
+    from energizeos.records.models import Telemetry
+    from energizeos.reports.data import read_point
+
+    noon = datetime(2025, 7, 15, 19, 0, 0, tzinfo=UTC)  # 12:00 at the site
+    offsets = (0.2, 0.999628, 1.2, 1.9995, 2.0, 2.999999, 3.0004, 3.5)
+    with Session(migrated_engine) as session:
+        for i, dt in enumerate(offsets):
+            session.add(Telemetry(point=POI, time=datetime.fromtimestamp(noon.timestamp() + dt, UTC), value=100.0 + i))
+        session.commit()
+    held = read_point(migrated_engine, POI, noon, datetime(2025, 7, 15, 20, tzinfo=UTC), 5.0)
+    assert held.t - noon.timestamp() == pytest.approx(offsets, abs=1e-6)
+    assert list(held.v) == [100.0 + i for i in range(len(offsets))]
+    doc = build_report(migrated_engine, "daily", "2025-07-15", SETTINGS)
+    assert doc.has_data and doc.figures["poi_import_kwh"] > 0
+
+
 @pytest.mark.parametrize("kind,label,problem", [
     ("daily", "2025-13-01", "2025-13-01"), ("daily", "15/07/2025", "expected YYYY-MM-DD"),
     ("monthly", "2025-7", "expected YYYY-MM"), ("monthly", "2025-00", "month 01-12"), ("weekly", "2025-07", "weekly")])

@@ -83,9 +83,10 @@ def read_point(engine: Engine, point: str, begin: datetime, end: datetime, max_h
     Millions of rows for a month of 1-second data: the query goes through the raw driver straight
     into an array, and the database computes the epoch seconds. SQLite stores UTC text
     "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds from strftime plus the fraction from the text, exact to
-    the microsecond."""
+    the microsecond. strftime reads only the whole seconds: it rounds a fraction to the millisecond, so
+    12.9996 would read as 13 and come after a sample at 13.2."""
     if engine.dialect.name == "sqlite":
-        sql = ("SELECT CAST(strftime('%s', time) AS REAL) + CAST(substr(time, 20) AS REAL), "
+        sql = ("SELECT CAST(strftime('%s', substr(time, 1, 19)) AS REAL) + CAST(substr(time, 20) AS REAL), "
                "CASE WHEN quality = 0 THEN value END FROM telemetry WHERE point = ? AND time >= ? AND time < ? "
                "ORDER BY time")
     else:
