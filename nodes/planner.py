@@ -100,6 +100,7 @@ class Planner(Node):
             "plan's SOC, a kWh short costing what the week plan says it is worth (0: off; each plan ends at "
             "terminal_soc_pct)", min_value=0, max_value=14)).value
         self._week: tuple[date, TerminalGuide | None] | None = None  # (the local day it was made on, the guide)
+        self._week_retry_at: datetime | None = None  # a week plan the records refused is made again from then
         self._floor: tuple[date, dict] | None = None  # (the local day it was found for, the floor)
         self._floor_days: dict = {}  # (day, its load) -> the peak its day plan sets: each day is solved once
         self._ahead: dict[tuple[date, date], np.ndarray | None] = {}  # (found on, for day) -> forecast
@@ -291,14 +292,16 @@ class Planner(Node):
 
     def _week_guide(self) -> TerminalGuide | None:
         """The week plan, made once a day from the next interval on with the measured SOC (None: off, or no
-        forecast or SOC to make it from; plans then end at the terminal target)."""
+        forecast or SOC to make it from; plans then end at the terminal target). One the records could not
+        store is made again by the first plan or re-plan an interval later."""
         if self.week_plan_days <= 0:
             return None
         now = self.now()
         today = now.astimezone(ZoneInfo(self.tz)).date()
-        if self._week is not None and self._week[0] == today:
+        if self._week is not None and self._week[0] == today and not (
+                self._week_retry_at is not None and now >= self._week_retry_at):
             return self._week[1]
-        guide = None
+        guide, self._week_retry_at = None, None
         made = self._forecast(today)
         if made is not None and self.soc_pct is not None:
             start, _n = local_day(today, self.tz)
@@ -314,8 +317,12 @@ class Planner(Node):
                                         plan_id=self._new_id())
             if guide is not None:
                 guide = self._store_week_plan(guide)
+                if guide is None:  # a database hiccup should not cost the whole day its week plan
+                    self._week_retry_at = now + timedelta(seconds=INTERVAL_S)
             if guide is None:
-                self.get_logger().warning(f"no week plan on {today}: plans end at the terminal target")
+                retry = self._week_retry_at
+                again = f"; it is made again by the first plan or re-plan from {retry.isoformat()}" if retry else ""
+                self.get_logger().warning(f"no week plan on {today}: plans end at the terminal target{again}")
             else:  # the plans' notes name it by its id; the records hold what it says
                 self.get_logger().info(
                     f"week plan {guide.plan_id}: {len(guide.soc_pct)} intervals from {guide.start.isoformat()}, SOC "

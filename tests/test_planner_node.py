@@ -231,6 +231,33 @@ def test_a_week_plan_made_once_a_day_sets_where_every_plan_ends(tmp_path):
     assert off.planner._week is None and not any("week plan" in line for line in off.planner.active.notes)
 
 
+def test_a_week_plan_the_records_refuse_is_made_again_by_a_later_plan(tmp_path, caplog):
+    site = Site(tmp_path, week_plan_days=7)
+    engine = make_engine(site.url)
+    init_db(engine)
+    with engine.begin() as conn:  # the database refuses week plans (a full disk, say) and nothing else
+        conn.exec_driver_sql(f"CREATE TRIGGER refuse_week_plans BEFORE INSERT ON plans WHEN NEW.status = "
+                             f"{DispatchPlan.STATUS_WEEK_PLAN} BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+    site.run_until(MONDAY + timedelta(minutes=5))
+    planner = site.planner
+    assert planner._week == (MONDAY.date(), None)  # not used: no note may name a plan the records lack
+    assert planner.active is not None and not any("week plan" in line for line in planner.active.notes)
+    said = "could not be stored ((sqlite3.IntegrityError) disk I/O error)"  # the cause, not SQLAlchemy's preamble
+    assert any(said in record.getMessage() for record in caplog.records)
+    with Session(engine) as session:
+        assert not session.exec(select(PlanRecord).where(PlanRecord.status == DispatchPlan.STATUS_WEEK_PLAN)).all()
+        assert audit.verify(session).ok  # the refused plan left nothing half-written on the chain
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse_week_plans")
+    site.run_until(MONDAY + timedelta(hours=17, minutes=2))
+    made_on, guide = planner._week  # made again by a later plan the same day, and used from then on
+    assert made_on == MONDAY.date() and guide is not None and guide.start > MONDAY + timedelta(minutes=15)
+    assert any(line.startswith(f"ends at week plan {guide.plan_id}'s SOC there") for line in planner.next.notes)
+    with Session(engine) as session:
+        assert session.get(PlanRecord, guide.plan_id).status == DispatchPlan.STATUS_WEEK_PLAN
+        assert audit.verify(session).ok
+
+
 def test_manual_policy_waits_for_a_user_with_the_right_role(tmp_path):
     site = Site(tmp_path, approval="manual")
     engine = make_engine(site.url)

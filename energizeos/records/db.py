@@ -46,6 +46,7 @@ def redacted(engine: Engine) -> str:
 
 def error_line(exc: BaseException, width: int = 160) -> str:
     """The first line of a database error, short enough for a log line or a status message
-    (SQLAlchemy appends the whole statement and its parameters)."""
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:width]
+    (SQLAlchemy appends the whole statement and its parameters; an error met while flushing before a query
+    comes after a line saying so, which would hide it)."""
+    lines = [line for line in str(exc).strip().splitlines() if not line.startswith("(raised as a result of")]
+    return (lines[0] if lines else type(exc).__name__)[:width]
