@@ -11,6 +11,7 @@ and settings come from the ``ENERGIZEOS_FLEET_*`` variables that ``serve.py --ap
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,6 +90,15 @@ def token() -> str:
 def can(who: Principal, permission: str) -> bool:
     """For showing or greying out controls only; the action itself checks again on the server."""
     return allowed(who.role, permission)
+
+
+def code_span(text: str) -> str:
+    """``text`` as a Markdown code span, shown exactly as written: a value from an address someone shared must
+    not become a link or formatting where Streamlit renders Markdown (its text may hold backticks too)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def show_result(result) -> None:

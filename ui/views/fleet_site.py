@@ -73,7 +73,7 @@ def choose_site() -> str | None:
     # value, and a choice in the chooser rewrites the address before the page runs again.
     wanted = st.query_params.get("site", "")
     if wanted and wanted not in names:
-        st.warning(f"No site {wanted!r} in the fleet database.")
+        st.warning(f"No site {context.code_span(wanted)} in the fleet database.")  # the address is anyone's
     if wanted not in names:
         wanted = st.session_state.get(CHOICE) if st.session_state.get(CHOICE) in names else next(iter(names))
     st.session_state[CHOICE] = wanted
