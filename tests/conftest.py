@@ -159,3 +159,21 @@ def migrated_engine(db_url: str) -> Iterator[object]:
     init_db(engine)
     yield engine
     engine.dispose()
+
+
+# --- a real browser: Debian's chromium driven by Playwright (tests/test_browser.py, test_fleet_browser.py) ----
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -23,9 +23,6 @@ from tests.conftest import ENERGIZEOS, REPO, Proc, free_port, write_sim_site_con
 from tests.test_launch_cli import cli
 
 pytestmark = pytest.mark.integration
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(os.environ.get("ENERGIZEOS_TEST_ARTIFACTS") or REPO / "var" / "test-artifacts" / "browser")
 
 
@@ -55,18 +52,6 @@ def site(router, procs, tmp_path):
     wait_http(f"http://127.0.0.1:{ui_port}/_stcore/health", 60)
     proc.wait_for_line("answering from", timeout=120)  # the assistant node has its index
     yield f"http://127.0.0.1:{ui_port}", password, proc
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def shot(page, name: str) -> None:

@@ -22,7 +22,7 @@ from energizeos.access import accounts
 from energizeos.records.db import init_db, make_engine
 from tests.conftest import Proc, free_port
 from tests.fleet_data import KNOWN, build_fleet
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, page_text, shot, wait_http
+from tests.test_browser import page_text, shot, wait_http
 from tests.ui_app import password_of
 
 pytestmark = pytest.mark.integration
@@ -52,18 +52,6 @@ def fleet_url(procs: list[Proc], tmp_path: Path) -> Iterator[str]:
     procs.append(proc)
     wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
     yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def sign_in(page, user: str = "viewer") -> None:
