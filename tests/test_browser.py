@@ -3,8 +3,8 @@ running simulated site (`energizeos launch sim_site`, every node a process, devi
 
 Signs in with the first-start admin password printed by the launch, watches the Overview update,
 acknowledges an alarm raised by an injected meter comms loss, asks the assistant and opens a citation,
-and downloads a report PDF. Screenshots and the page-load timings go to
-``$ENERGIZEOS_TEST_ARTIFACTS`` (default ``var/test-artifacts/browser``).
+downloads a report PDF, and follows a link to a page while signed out. Screenshots and the page-load
+timings go to ``$ENERGIZEOS_TEST_ARTIFACTS`` (default ``var/test-artifacts/browser``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -197,6 +198,14 @@ def operator_session(site, page, tmp_path) -> None:
         wait_idle(page)
         timings[f"{link}_s"] = time.perf_counter() - started
         shot(page, f"{number:02d}-{link.split()[0].lower()}")
+
+    # --- a link to a page, opened signed out: the login form, then that page (not the Overview) ---
+    page.goto(f"{url}/alarms")  # a new browser session, signed out
+    page.get_by_role("textbox", name="User name").fill("admin")
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Alarms", exact=True).wait_for(timeout=30_000)
+    assert urlsplit(page.url).path == "/alarms", page.url
 
     # --- the records say who did it ---
     verified = cli("audit", "verify", "--json")

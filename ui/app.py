@@ -13,12 +13,6 @@ from energizeos.ui.login import login_form
 
 st.set_page_config(page_title="EnergizeOS", layout="wide", menu_items={})
 
-who = context.principal(touch=True)  # a full rerun is a user action: it restarts the idle clock
-if who is None:
-    login_form()
-    st.stop()
-st.session_state[context.WHO] = who
-
 PAGES = {
     "Site": [st.Page("views/overview.py", title="Overview", default=True),
              st.Page("views/alarms.py", title="Alarms"),
@@ -29,6 +23,16 @@ PAGES = {
                  st.Page("views/audit.py", title="Evidence & audit")],
     "Administration": [st.Page("views/settings.py", title="Users & settings")],
 }
+
+who = context.principal(touch=True)  # a full rerun is a user action: it restarts the idle clock
+if who is None:
+    # The page the address names is resolved (hidden, not run) before the login form: signing in then opens
+    # it, so a link to /alarms does not land on the Overview.
+    st.navigation(PAGES, position="hidden")
+    login_form()
+    st.stop()
+st.session_state[context.WHO] = who
+
 page = st.navigation(PAGES)
 with st.sidebar:
     st.caption(f"{context.site_config().site} · signed in as **{who.username}** ({who.role})")
