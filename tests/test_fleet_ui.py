@@ -306,3 +306,13 @@ def test_serve_prepares_the_fleet_admin_and_hands_over_the_settings(tmp_path, mo
     assert "password" not in capsys.readouterr().out and len(started) == 2
     with pytest.raises(SystemExit, match="unknown time zone"):
         serve.main([*argv, "--timezone", "Mars/Olympus"])
+
+
+def test_an_id_from_the_address_is_shown_as_one_code_span():
+    from energizeos.ui.context import code_span
+
+    assert code_span("charlie") == "`charlie`"
+    assert code_span("a`b") == "``a`b``"  # the fence is longer than any run of backticks inside
+    assert code_span("`x`") == "`` `x` ``"
+    # a blank line would end the span and let the rest render
+    assert code_span("a\n\n**b** [c](https://example.invalid)") == "`a **b** [c](https://example.invalid)`"

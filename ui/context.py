@@ -94,7 +94,9 @@ def can(who: Principal, permission: str) -> bool:
 
 def code_span(text: str) -> str:
     """``text`` as a Markdown code span, shown exactly as written: a value from an address someone shared must
-    not become a link or formatting where Streamlit renders Markdown (its text may hold backticks too)."""
+    not become a link or formatting where Streamlit renders Markdown (its text may hold backticks too; a blank
+    line would end the span, so runs of white space read as one space)."""
+    text = " ".join(text.split())
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
