@@ -231,7 +231,7 @@ def test_a_week_plan_made_once_a_day_sets_where_every_plan_ends(tmp_path):
     assert off.planner._week is None and not any("week plan" in line for line in off.planner.active.notes)
 
 
-def test_a_week_plan_the_records_refuse_is_made_again_by_a_later_plan(tmp_path, caplog):
+def test_a_week_plan_the_records_refuse_is_made_again_by_a_later_plan(tmp_path):
     site = Site(tmp_path, week_plan_days=7)
     engine = make_engine(site.url)
     init_db(engine)
@@ -242,8 +242,6 @@ def test_a_week_plan_the_records_refuse_is_made_again_by_a_later_plan(tmp_path, 
     planner = site.planner
     assert planner._week == (MONDAY.date(), None)  # not used: no note may name a plan the records lack
     assert planner.active is not None and not any("week plan" in line for line in planner.active.notes)
-    said = "could not be stored ((sqlite3.IntegrityError) disk I/O error)"  # the cause, not SQLAlchemy's preamble
-    assert any(said in record.getMessage() for record in caplog.records)
     with Session(engine) as session:
         assert not session.exec(select(PlanRecord).where(PlanRecord.status == DispatchPlan.STATUS_WEEK_PLAN)).all()
         assert audit.verify(session).ok  # the refused plan left nothing half-written on the chain

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -130,3 +130,21 @@ def test_an_edited_or_deleted_sealed_row_is_named(engine, table, tamper, expecte
         problem = verify_sealed_rows(session)  # ...but a row it sealed is not
     assert problem is not None and problem.audit_seq == 1 and expected in problem.reason
     assert ("deleted" if tamper.startswith("DELETE") else "edited") in problem.reason
+
+
+def test_error_line_names_the_database_error_behind_an_autoflush(tmp_path):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from energizeos.records.db import error_line, init_db, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    init_db(engine)
+    with engine.begin() as conn:  # a real refusal by the database (a full disk, say)
+        conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON events "
+                             "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+    with pytest.raises(SQLAlchemyError) as caught, Session(engine) as session:
+        when = datetime.fromtimestamp(T0 / 1e9, UTC)
+        session.add(Event(key="k", time=when, source="test", kind="note", message="m"))
+        session.exec(select(Event)).all()  # the query flushes the insert first
+    assert str(caught.value).startswith("(raised as a result of Query-invoked autoflush")  # what SQLAlchemy says first
+    assert error_line(caught.value) == "(sqlite3.IntegrityError) disk I/O error"
