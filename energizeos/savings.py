@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from energizeos.runtime.logging import node_logs_from
+
 INTERVAL_S = 900
 STRATEGIES = ("none", "threshold", "planned")
 EXPORT_MARGIN_MIN_KW = 1.0  # the least import kept against export: twice the 0.5 kW counted as export
@@ -155,6 +157,7 @@ def seed_history(planner, plant, cfg: SavingsConfig) -> None:
     planner.tracker.seed(LoadHistory(begin, INTERVAL_S, np.asarray(values, dtype=float)))
 
 
+@node_logs_from(logging.ERROR)  # node logs would drown the figures; the caller's level comes back after
 def run(cfg: SavingsConfig, progress: Callable[[int, int], None] | None = None, series: dict | None = None) -> dict:
     """Simulate, bill and compare; returns the figures as a plain dict."""
     from energizeos.loads import scaled_series
@@ -162,7 +165,6 @@ def run(cfg: SavingsConfig, progress: Callable[[int, int], None] | None = None, 
 
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {cfg.strategy!r}; one of {', '.join(STRATEGIES)}")
-    logging.getLogger("energizeos").setLevel(logging.ERROR)
     tariff = load_tariff(cfg.tariff)
     start = _start_utc(cfg)
     expected = scaled_series(cfg.load, cfg.annual_kwh, start, cfg.days, INTERVAL_S, align_weekday=True)

@@ -16,6 +16,7 @@ from energizeos import savings
 from energizeos.records.db import init_db, make_engine
 from energizeos.records.models import User
 from energizeos.runtime import Node, SimExecutor
+from energizeos.runtime.logging import node_logs_from
 from energizeos.sim.plant import DEFAULT_PROFILE
 from energizeos_msgs.msg import Alarm
 from energizeos_msgs.srv import AlarmAction
@@ -74,6 +75,7 @@ class RecordedRun:
     step_s: float
 
 
+@node_logs_from(logging.ERROR)  # the faults injected here are expected; the caller's level comes back after
 def record_run(directory: Path, start: date, days: int, step_s: float,
                actions: dict[float, Callable[[Run], object]] | None = None,
                annual_kwh: float = 4_000_000, approval: str = "auto", start_hour: float = 0.0,
@@ -82,7 +84,6 @@ def record_run(directory: Path, start: date, days: int, step_s: float,
     """Run ``days`` (or ``hours``) from ``start_hour`` site time of ``start``; ``actions`` maps seconds
     after the start to what happens then (a fault injected or cleared, an operator acknowledging alarms);
     ``planner_overrides`` are the site's own planner settings."""
-    logging.getLogger("energizeos").setLevel(logging.ERROR)  # the faults injected here are expected
     url = f"sqlite:///{directory}/records.db"
     engine = make_engine(url)
     init_db(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from datetime import date
 from itertools import pairwise
@@ -14,7 +15,15 @@ from tests.conftest import ENERGIZEOS
 
 
 def test_without_a_strategy_the_battery_saves_nothing_and_the_bills_agree():
-    result = run(SavingsConfig(load=OFFICE, annual_kwh=6_642_784, start=date(2025, 7, 14), days=1, strategy="none"))
+    logger = logging.getLogger("energizeos")
+    before, during = logger.level, []
+    logger.setLevel(logging.INFO)  # a caller's own level: the run quiets node logs to errors, then gives it back
+    try:
+        result = run(SavingsConfig(load=OFFICE, annual_kwh=6_642_784, start=date(2025, 7, 14), days=1, strategy="none"),
+                     progress=lambda _done, _total: during.append(logger.level))
+        assert set(during) == {logging.ERROR} and logger.level == logging.INFO
+    finally:
+        logger.setLevel(before)
     assert result["savings"] == 0.0 and result["bill_with_bess"] == result["bill_without_bess"] > 0
     assert result["peak_kw_with"] == result["peak_kw_without"]
     assert result["perfect_foresight_savings"] > 0  # the battery could have helped

@@ -26,6 +26,7 @@ from energizeos.nodes.relay_node import RelayNode
 from energizeos.nodes.safety_arbiter import SafetyArbiter
 from energizeos.nodes.sim_plant import SimPlant
 from energizeos.runtime import SimExecutor
+from energizeos.runtime.logging import node_logs_from
 from energizeos.site_config import SiteConfig, device_node_parameters
 
 START = datetime(2025, 7, 15, 20, 0, tzinfo=UTC)  # noon Pacific standard time, a summer weekday: ~800 kW load
@@ -68,15 +69,15 @@ def run(config: SiteConfig, procedures: list[Procedure], operator: str, recorder
         witness: str = "", limit_s: float = 4 * 3600.0, quiet: bool = True,
         on_step: Callable[[StepResult], None] | None = None) -> RunResult:
     """Run the procedures to their end (or ``limit_s`` of plant time) and return the result."""
-    if quiet:  # the faults injected here are expected: their warnings and errors would drown the run's lines
-        logging.getLogger("energizeos").setLevel(logging.CRITICAL)
-    site = build(config, procedures, operator, recorder, witness, on_step=on_step)
-    chunk_s, elapsed = 10.0, 0.0
-    while not site.runner.done and elapsed < limit_s:
-        site.ex.spin_for(chunk_s)
-        elapsed += chunk_s
-    if not site.runner.done:  # stop safely, as a live run does
-        site.runner.abort(f"the run did not finish within {limit_s:g} s of plant time")
-        site.ex.spin_for(120.0)
-    site.ex.shutdown()
+    # the faults injected here are expected: their warnings and errors would drown the run's lines
+    with node_logs_from(logging.CRITICAL if quiet else logging.NOTSET):
+        site = build(config, procedures, operator, recorder, witness, on_step=on_step)
+        chunk_s, elapsed = 10.0, 0.0
+        while not site.runner.done and elapsed < limit_s:
+            site.ex.spin_for(chunk_s)
+            elapsed += chunk_s
+        if not site.runner.done:  # stop safely, as a live run does
+            site.runner.abort(f"the run did not finish within {limit_s:g} s of plant time")
+            site.ex.spin_for(120.0)
+        site.ex.shutdown()
     return site.runner.result

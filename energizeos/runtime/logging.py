@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from energizeos.runtime.clock import Clock
 
@@ -82,3 +84,16 @@ def configure_process_logging(level: str | None = None) -> None:
         handler.setFormatter(RosFormatter())
         root.addHandler(handler)
     root.setLevel(_LEVELS.get((level or "INFO").upper(), logging.INFO))
+
+
+@contextmanager
+def node_logs_from(level: int) -> Iterator[None]:
+    """Node logs below ``level`` are dropped while the block runs, and the level before comes back after it:
+    a simulation's expected faults stay quiet without silencing the rest of the process (a test, an app)."""
+    logger = logging.getLogger("energizeos")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
