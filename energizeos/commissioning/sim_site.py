@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +71,7 @@ def run(config: SiteConfig, procedures: list[Procedure], operator: str, recorder
         on_step: Callable[[StepResult], None] | None = None) -> RunResult:
     """Run the procedures to their end (or ``limit_s`` of plant time) and return the result."""
     # the faults injected here are expected: their warnings and errors would drown the run's lines
-    with node_logs_from(logging.CRITICAL if quiet else logging.NOTSET):
+    with node_logs_from(logging.CRITICAL) if quiet else nullcontext():
         site = build(config, procedures, operator, recorder, witness, on_step=on_step)
         chunk_s, elapsed = 10.0, 0.0
         while not site.runner.done and elapsed < limit_s:
