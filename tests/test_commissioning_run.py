@@ -189,9 +189,14 @@ def test_a_run_stopped_mid_step_is_aborted_safely_with_the_rest_skipped(engine):
     """A deadline (or Ctrl-C on a live run) in the middle of a step: that step fails as aborted, the safe
     stop runs, the rest is skipped and the run is recorded as aborted."""
     recorder = Recorder(engine, CONFIG.site, "erin")
-    level = logging.getLogger("energizeos").level
-    result = sim_site.run(CONFIG, [shipped()["interlocks"]], "erin", recorder, limit_s=200.0).as_dict()
-    assert logging.getLogger("energizeos").level == level  # quiet during the run only: the process keeps its logs
+    logger = logging.getLogger("energizeos")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # a caller's own level, not the CRITICAL the run quiets to
+    try:
+        result = sim_site.run(CONFIG, [shipped()["interlocks"]], "erin", recorder, limit_s=200.0).as_dict()
+        assert logger.level == logging.INFO  # quiet during the run only: the process keeps its logs
+    finally:
+        logger.setLevel(level)
     assert result["status"] == "aborted" and result["reason"] == "the run did not finish within 200 s of plant time"
     ready, *rest = result["steps"]
     assert ready["status"] == "fail" and ready["reason"] == f"aborted: {result['reason']}"
