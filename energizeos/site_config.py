@@ -123,8 +123,9 @@ class Planning(_Strict):
     # the measured load of this many recent days (energizeos/planning/demand_floor.py); 0: off
     demand_floor_days: int = Field(14, ge=0, le=42)
     # the floor's plans span this many consecutive days: a battery large next to the load carries a light day's
-    # energy into a heavy one (a weekend into the week), which a day plan alone cannot credit
-    demand_floor_window_days: int = Field(1, ge=1, le=7)
+    # energy into a heavy one (a weekend into the week), which a day plan alone cannot credit. 0: 7 when the
+    # battery's usable energy is at least 0.15 of the site's mean day, else 1 (demand_floor.auto_window_days)
+    demand_floor_window_days: int = Field(0, ge=0, le=7)
     # a month's measured peak at most this much above the highest threshold the followed plans held is planned
     # as that threshold: the billed 15-minute mean's small overshoot does not ratchet the month's peak up
     peak_noise_pct: float = Field(1.0, ge=0, le=5)

@@ -88,9 +88,10 @@ class Planner(Node):
         self.demand_floor_days = p("demand_floor_days", 14, ParameterDescriptor(
             "plan the month's non-coincident peak as at least the highest peak the day plan would have set "
             "on the measured load of this many recent days (0: off)", min_value=0, max_value=HISTORY_DAYS)).value
-        self.demand_floor_window_days = p("demand_floor_window_days", 1, ParameterDescriptor(
+        self.demand_floor_window_days = p("demand_floor_window_days", 0, ParameterDescriptor(
             "the demand floor's plans span this many consecutive days, so a battery that carries energy from light "
-            "days to heavy ones is credited with it", min_value=1, max_value=7)).value
+            "days to heavy ones is credited with it (0: 7 when the battery's usable energy is at least 0.15 of the "
+            "site's mean day, else 1)", min_value=0, max_value=7)).value
         self.peak_noise_pct = p("peak_noise_pct", 1.0, ParameterDescriptor(
             "a month's measured peak at most this much above the highest threshold the followed plans held is "
             "planned as that threshold: the 15-minute mean's overshoot is noise, not a new peak (0: off)",

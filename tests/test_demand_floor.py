@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from energizeos.planning.day_ahead import PlannerSettings
-from energizeos.planning.demand_floor import demand_floor, describe, holdable_level, priced_as
+from energizeos.planning.demand_floor import auto_window_days, demand_floor, describe, holdable_level, priced_as
 from energizeos.planning.history import LoadHistory
 from energizeos.planning.lp import Battery
 from energizeos.tariffs import load_tariff
@@ -178,5 +178,33 @@ def test_a_window_of_days_credits_the_energy_a_light_day_stores_for_a_heavy_one(
                                 "2025-01-06")
     # a window needs all its days: a history one day long sets no two-day floor
     assert floor_of(LoadHistory(history.start, 900, history.values[:96]), BATTERY, window_days=2) == {}
-    with pytest.raises(ValueError, match="at least one day, not 0"):
-        floor_of(history, BATTERY, window_days=0)
+    with pytest.raises(ValueError, match=r"at least one day .*, not -1"):
+        floor_of(history, BATTERY, window_days=-1)
+
+
+def test_window_days_0_plans_week_long_windows_only_for_a_battery_that_can_carry_a_share_of_a_day():
+    # BATTERY gives 760 kWh at the AC side. The Sunday-and-Monday history above averages 6.67 kW, 160 kWh a day:
+    # 4.75 days of it, so the floor is planned over 7-day windows. Two days are too few for one, so there is no
+    # floor. Two weeks of five 320 kWh weekdays (229 kWh a day): the 7-day windows set the floor, and it says why
+    history = _days([0.0, 40.0], date(2025, 1, 5), base_kw=0.0, hours=slice(32, 64))
+    assert auto_window_days(history, BATTERY) == (7, "7-day windows: the battery's usable 760 kWh is 4.75 of a mean "
+                                                     "day's 160 kWh (windows from 0.15)")
+    assert floor_of(history, BATTERY, window_days=0) == {}
+    fortnight = _days([0.0, 40.0, 40.0, 40.0, 40.0, 40.0, 0.0] * 2, date(2025, 1, 5), base_kw=0.0,
+                      hours=slice(32, 64))
+    auto, week = floor_of(fortnight, BATTERY, window_days=0), floor_of(fortnight, BATTERY, window_days=7)
+    assert auto["kw"] == pytest.approx(week["kw"]) and (auto["day"], auto["days"]) == (week["day"], week["days"])
+    assert describe(auto).endswith("(7-day windows: the battery's usable 760 kWh is 3.33 of a mean day's 229 kWh "
+                                   "(windows from 0.15))")
+    # a hospital-like site: 1000-1100 kW, 24,000 kWh a day, 0.03 of which the battery holds: each day alone,
+    # and the floor is the day plan's of the test above
+    hospital = _days([1100.0], date(2025, 6, 2), base_kw=1000.0, hours=slice(40, 84))
+    days, why = auto_window_days(hospital, BATTERY)
+    assert days == 1 and why.startswith("day windows: the battery's usable 760 kWh is 0.03 of a mean day's 25100 kWh")
+    assert floor_of(hospital, BATTERY, window_days=0)["kw"] == pytest.approx(1100.0, abs=0.01)
+    # the fraction decides: a day of 5067 kWh is the edge for 760 kWh (760 / 0.15)
+    edge = 760.0 / 0.15 / 24.0
+    assert auto_window_days(_days([edge * 0.99], date(2025, 6, 2), base_kw=edge * 0.99), BATTERY)[0] == 7
+    assert auto_window_days(_days([edge * 1.01], date(2025, 6, 2), base_kw=edge * 1.01), BATTERY)[0] == 1
+    no_load = LoadHistory(hospital.start, 900, np.full(96, np.nan))
+    assert auto_window_days(no_load, BATTERY) == (1, "day windows: no measured load to size the battery against")

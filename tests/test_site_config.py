@@ -24,7 +24,7 @@ def test_shipped_config_gives_every_device_node_its_endpoint():
     assert params["reporter"]["formats"] == "pdf,html,csv" and params["reporter"]["max_hold_s"] == 5.0
     assert (params["planner"]["threshold_margin_pct"], params["planner"]["demand_floor_days"]) == (0.0, 14)
     assert params["planner"]["on_peak_margin_pct"] == 2.0
-    assert params["planner"]["demand_floor_window_days"] == 1
+    assert params["planner"]["demand_floor_window_days"] == 0  # chosen from the battery next to the load
     assert params["planner"]["peak_noise_pct"] == 1.0
     assert params["planner"]["week_plan_days"] == 7
 
