@@ -136,6 +136,8 @@ def test_the_demand_floor_keeps_the_plan_from_shaving_below_what_a_heavy_day_wil
     assert 900.0 < holdable < floor < 1260.0
     assert planner._prior_peaks()[0]["2025-07"] == pytest.approx(floor, abs=0.01)
     assert planner._floor[1]["day"] == friday_date
+    # by default the window is chosen from the battery next to the load: this battery holds a few % of a day
+    assert planner._floor[1]["days"] == 1 and planner._floor[1]["window"].startswith("day windows: the battery's")
     assert "2025-07" not in plain.planner._prior_peaks()[0]  # nothing measured this month yet
     # Monday's plan: without the floor it shaves Monday's midday peak; with it, the battery's energy
     # is kept for the on-peak hours and the midday peak is left (the Friday will be billed anyway)
