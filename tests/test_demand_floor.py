@@ -196,7 +196,7 @@ def test_window_days_0_plans_week_long_windows_only_for_a_battery_that_can_carry
     assert auto["kw"] == pytest.approx(week["kw"]) and (auto["day"], auto["days"]) == (week["day"], week["days"])
     assert describe(auto).endswith("(7-day windows: the battery's usable 760 kWh is 3.33 of a mean day's 229 kWh "
                                    "(windows from 0.15))")
-    # a hospital-like site: 1000-1100 kW, 24,000 kWh a day, 0.03 of which the battery holds: each day alone,
+    # a hospital-like site: 1000-1100 kW, 25,100 kWh a day, 0.03 of which the battery holds: each day alone,
     # and the floor is the day plan's of the test above
     hospital = _days([1100.0], date(2025, 6, 2), base_kw=1000.0, hours=slice(40, 84))
     days, why = auto_window_days(hospital, BATTERY)
