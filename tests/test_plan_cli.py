@@ -106,6 +106,14 @@ def test_the_site_config_sets_the_floor_s_window_of_days(tmp_path, records):
     assert kw(week_floor) == pytest.approx(kw(day_floor), abs=0.2)
 
 
+def test_the_site_config_s_default_window_is_chosen_from_the_battery_and_the_note_says_why(tmp_path, records):
+    chosen, days = plan(tmp_path, records, 14, window_days=0), plan(tmp_path, records, 14)
+    note, = (n for n in chosen["notes"] if n.startswith("demand floor"))
+    # the reference battery gives 760 kWh at the AC side; the office history averages well over 5,067 kWh a day
+    assert "the day plan sets on" in note and "(day windows: the battery's usable 760 kWh is 0." in note
+    assert chosen["p_kw"] == days["p_kw"]  # the same plan as day windows set by hand
+
+
 def test_the_plan_holds_the_thresholds_of_a_heavier_day_when_the_site_config_sets_a_margin(tmp_path, records):
     plain, wary = plan(tmp_path, records, 0), plan(tmp_path, records, 0, margin_pct=10.0)
     assert wary["p_kw"] == plain["p_kw"]  # the same power schedule...
