@@ -64,11 +64,16 @@ def holdable_level(load_kw: np.ndarray, energy_kwh: float, power_kw: float, inte
     return max(level, float(top[0]) - power_kw, 0.0)
 
 
+def usable_kwh(battery: Battery) -> float:
+    """The energy a full battery gives at the AC side over its SOC window (max down to min + reserve)."""
+    return battery.kwh(battery.soc_max_pct - battery.floor_pct) * battery.discharge_efficiency
+
+
 def auto_window_days(history: LoadHistory, battery: Battery) -> tuple[int, str]:
     """(window days, why) for ``window_days`` 0: ``AUTO_WINDOW_DAYS`` when the battery's usable energy (AC) is
     at least ``AUTO_WINDOW_FRACTION`` of the mean daily energy in ``history``, else 1 (each day alone)."""
     measured = history.values[np.isfinite(history.values)]
-    usable = battery.kwh(battery.soc_max_pct - battery.floor_pct) * battery.discharge_efficiency
+    usable = usable_kwh(battery)
     if measured.size == 0:
         return 1, "day windows: no measured load to size the battery against"
     daily = float(np.mean(measured)) * 24.0
@@ -145,9 +150,8 @@ def demand_floor(history: LoadHistory, tariff: Tariff, settings: PlannerSettings
                 cache[key] = max(result.peak_kw.values()) if result.ok and result.peak_kw else None
             kw = cache[key]
             if kw is not None and (not best or kw > best["kw"]):
-                usable = battery.kwh(battery.soc_max_pct - battery.floor_pct) * battery.discharge_efficiency
                 best = {"kw": kw, "day": day, "days": window_days,
-                        "holdable_kw": holdable_level(load, usable, battery.power_kw, INTERVAL_S)}
+                        "holdable_kw": holdable_level(load, usable_kwh(battery), battery.power_kw, INTERVAL_S)}
                 if why:
                     best["window"] = why
         day += timedelta(days=1)
